@@ -1,0 +1,31 @@
+"""rl-diffcat: discrete-action RL with pathwise gradients through the ReDGE diffusion sampler."""
+
+from rl_diffcat.samplers import (
+    SAMPLERS,
+    get_sampler,
+    gumbel_softmax,
+    make_sampler,
+    redge,
+    redge_cov,
+    reindge,
+    reinmax,
+    score_function,
+    set_validation,
+    straight_through,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SAMPLERS",
+    "get_sampler",
+    "gumbel_softmax",
+    "make_sampler",
+    "redge",
+    "redge_cov",
+    "reindge",
+    "reinmax",
+    "score_function",
+    "set_validation",
+    "straight_through",
+]
