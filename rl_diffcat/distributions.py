@@ -1,0 +1,238 @@
+"""``torch.distributions`` wrappers around the samplers: one categorical factor, or many.
+
+``DiffusionCategorical`` behaves like :class:`torch.distributions.OneHotCategorical` (same
+``log_prob``, ``entropy``, ``mode``, shapes) but has ``rsample``: a hard one-hot whose gradient
+flows through the chosen pathwise sampler (ReDGE by default). ``MultiDiffusionCategorical`` is
+the product of independent factors with different sizes, the law of a ``MultiDiscrete`` action.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+from rl_diffcat.samplers import make_sampler, prepare_logits, sample_one_hot, one_hot_like
+
+
+class DiffusionCategorical(Distribution):
+    """Categorical distribution over one-hot vectors with a pathwise ``rsample``.
+
+    :param probs: event probabilities, shape ``(..., K)`` (normalized along the last dim).
+    :param logits: unnormalized log-probabilities, shape ``(..., K)``; give exactly one of the two.
+    :param mask: bool tensor broadcastable to ``(..., K)``; False = invalid action (never sampled,
+        zero probability, zero gradient). ``-inf`` logits are masked too.
+    :param n_steps: ReDGE number of noise levels (>= 2); ignored by samplers without it.
+    :param t_1: ReDGE stopping level in (0, 1); ignored by samplers without it.
+    :param sampler: name in :data:`rl_diffcat.samplers.SAMPLERS`.
+    :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
+    :param generator: optional ``torch.Generator`` used by ``rsample``/``sample``.
+    :param validate_args: check parameters (NaN, masks) and ``log_prob`` values.
+    """
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    support = constraints.one_hot
+    has_rsample = True
+    has_enumerate_support = True
+
+    def __init__(
+        self,
+        probs: Optional[Tensor] = None,
+        logits: Optional[Tensor] = None,
+        mask: Optional[Tensor] = None,
+        n_steps: int = 5,
+        t_1: float = 0.5,
+        sampler: str = "redge",
+        tau: float = 1.0,
+        generator: Optional[torch.Generator] = None,
+        validate_args: Optional[bool] = None,
+    ) -> None:
+        if (probs is None) == (logits is None):
+            raise ValueError("give exactly one of `probs` or `logits`")
+        if probs is not None:
+            if validate_args is not False and ((probs < 0).any() or torch.isnan(probs).any()):
+                raise ValueError("probs must be non-negative and not NaN")
+            logits = probs.log()
+        check = Distribution._validate_args if validate_args is None else validate_args
+        masked, self.mask = prepare_logits(logits, mask, validate_args=check)
+        self.logits = (masked - masked.logsumexp(-1, keepdim=True)).to(logits.dtype)
+        self.sampler, self.n_steps, self.t_1, self.tau = sampler, n_steps, t_1, tau
+        self.generator = generator
+        self._sample_fn = make_sampler(sampler, n_steps=n_steps, t_1=t_1, tau=tau)
+        super().__init__(self.logits.shape[:-1], self.logits.shape[-1:], validate_args=False)
+        self._validate_args = bool(check)
+
+    # -- parameters ---------------------------------------------------------------------------
+    @property
+    def probs(self) -> Tensor:
+        """Event probabilities (zero at masked actions)."""
+        return self.logits.softmax(-1)
+
+    @property
+    def param_shape(self) -> torch.Size:
+        return self.logits.shape
+
+    @property
+    def mean(self) -> Tensor:
+        return self.probs
+
+    @property
+    def variance(self) -> Tensor:
+        probs = self.probs
+        return probs * (1 - probs)
+
+    @property
+    def mode(self) -> Tensor:
+        """The most likely one-hot (masked actions are never chosen)."""
+        return one_hot_like(self.logits, self.logits.argmax(-1))
+
+    def _knobs(self) -> dict:
+        return dict(n_steps=self.n_steps, t_1=self.t_1, sampler=self.sampler, tau=self.tau)
+
+    def expand(self, batch_shape: Sequence[int], _instance=None) -> "DiffusionCategorical":
+        shape = torch.Size(batch_shape) + self.event_shape
+        return type(self)(
+            logits=self.logits.expand(shape),
+            mask=self.mask.expand(shape),
+            generator=self.generator,
+            validate_args=False,
+            **self._knobs(),
+        )
+
+    # -- sampling -----------------------------------------------------------------------------
+    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        """Hard one-hot samples of shape ``sample_shape + batch_shape + (K,)`` with pathwise gradient."""
+        shape = self._extended_shape(torch.Size(sample_shape))
+        return self._sample_fn(
+            self.logits.expand(shape),
+            hard=True,
+            mask=self.mask.expand(shape),
+            generator=self.generator,
+            validate_args=False,
+        )
+
+    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        """Hard one-hot samples from the categorical itself (exact law, no gradient)."""
+        shape = self._extended_shape(torch.Size(sample_shape))
+        with torch.no_grad():
+            return sample_one_hot(self.probs.float().expand(shape), self.generator).to(self.logits.dtype)
+
+    def rsample_relaxed(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        """The sampler's soft relaxation (``hard=False``), e.g. the ReDGE soft sample."""
+        shape = self._extended_shape(torch.Size(sample_shape))
+        return self._sample_fn(
+            self.logits.expand(shape), hard=False, mask=self.mask.expand(shape),
+            generator=self.generator, validate_args=False,
+        )
+
+    # -- densities ----------------------------------------------------------------------------
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log-probability of one-hot ``value`` (``-inf`` at masked actions)."""
+        if self._validate_args:
+            self._validate_sample(value)
+        logits, value = torch.broadcast_tensors(self.logits, value)
+        return torch.where(value > 0, logits, torch.zeros_like(logits)).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """Shannon entropy ``-sum_k p_k log p_k`` (masked actions contribute 0)."""
+        p_log_p = self.probs * self.logits
+        return -torch.where(self.mask, p_log_p, torch.zeros_like(p_log_p)).sum(-1)
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        n = self.event_shape[0]
+        values = torch.eye(n, dtype=self.logits.dtype, device=self.logits.device)
+        values = values.view((n,) + (1,) * len(self.batch_shape) + (n,))
+        return values.expand((n,) + self.batch_shape + (n,)) if expand else values
+
+
+class MultiDiffusionCategorical(Distribution):
+    """Product of independent :class:`DiffusionCategorical` factors of sizes ``action_dims``.
+
+    Values are the factors' one-hots concatenated along the last dim, shape ``(..., sum(K_i))``;
+    ``log_prob`` and ``entropy`` sum over factors.
+
+    :param logits: concatenated factor logits ``(..., sum(action_dims))``, or a list of per-factor
+        logits ``(..., K_i)`` (then ``action_dims`` may be omitted).
+    :param action_dims: the factor sizes ``K_i``.
+    :param mask: optional bool tensor shaped like the concatenated logits.
+    :param kwargs: sampler settings passed to every factor (see :class:`DiffusionCategorical`).
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = True
+
+    def __init__(
+        self,
+        logits: Union[Tensor, Sequence[Tensor]],
+        action_dims: Optional[Sequence[int]] = None,
+        mask: Optional[Tensor] = None,
+        **kwargs,
+    ) -> None:
+        if not isinstance(logits, Tensor):
+            parts = list(logits)
+            dims = [int(p.shape[-1]) for p in parts]
+            if action_dims is not None and list(action_dims) != dims:
+                raise ValueError(f"action_dims {list(action_dims)} do not match the logits' sizes {dims}")
+            action_dims, logits = dims, torch.cat(parts, dim=-1)
+        if action_dims is None or len(action_dims) == 0 or min(int(k) for k in action_dims) < 1:
+            raise ValueError(f"action_dims must be a non-empty list of sizes >= 1, got {action_dims!r}")
+        self.action_dims = [int(k) for k in action_dims]
+        if logits.shape[-1] != sum(self.action_dims):
+            raise ValueError(
+                f"logits have {logits.shape[-1]} entries in the last dim but action_dims "
+                f"{self.action_dims} sum to {sum(self.action_dims)}"
+            )
+        masks = [None] * len(self.action_dims) if mask is None else torch.split(
+            mask.expand(logits.shape), self.action_dims, dim=-1
+        )
+        self.factors = [
+            DiffusionCategorical(logits=part, mask=m, **kwargs)
+            for part, m in zip(torch.split(logits, self.action_dims, dim=-1), masks)
+        ]
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
+
+    @property
+    def logits(self) -> Tensor:
+        """Normalized per-factor log-probabilities, concatenated."""
+        return torch.cat([f.logits for f in self.factors], dim=-1)
+
+    @property
+    def probs(self) -> Tensor:
+        return torch.cat([f.probs for f in self.factors], dim=-1)
+
+    @property
+    def mode(self) -> Tensor:
+        return torch.cat([f.mode for f in self.factors], dim=-1)
+
+    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        return torch.cat([f.rsample(sample_shape) for f in self.factors], dim=-1)
+
+    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        return torch.cat([f.sample(sample_shape) for f in self.factors], dim=-1)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        parts = torch.split(value, self.action_dims, dim=-1)
+        return sum(f.log_prob(v) for f, v in zip(self.factors, parts))
+
+    def entropy(self) -> Tensor:
+        return sum(f.entropy() for f in self.factors)
+
+    def to_indices(self, one_hot: Tensor) -> Tensor:
+        """Concatenated one-hots ``(..., sum K_i)`` -> action indices ``(..., n_factors)``."""
+        return torch.stack([p.argmax(-1) for p in torch.split(one_hot, self.action_dims, dim=-1)], -1)
+
+    def from_indices(self, indices: Tensor) -> Tensor:
+        """Action indices ``(..., n_factors)`` -> concatenated one-hots ``(..., sum K_i)``."""
+        return indices_to_one_hot(indices, self.action_dims, dtype=self.factors[0].logits.dtype)
+
+
+def indices_to_one_hot(indices: Tensor, action_dims: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
+    """Action indices ``(..., n_factors)`` -> concatenated one-hots ``(..., sum(action_dims))``."""
+    indices = indices.long()
+    if indices.shape[-1] != len(action_dims):
+        raise ValueError(f"expected {len(action_dims)} factors in the last dim, got shape {tuple(indices.shape)}")
+    return torch.cat(
+        [torch.nn.functional.one_hot(indices[..., i], k).to(dtype) for i, k in enumerate(action_dims)], dim=-1
+    )
