@@ -1,0 +1,119 @@
+"""DiffusionCategorical / MultiDiffusionCategorical behave like torch's OneHotCategorical."""
+
+import pytest
+import torch
+from torch.distributions import OneHotCategorical
+
+from rl_diffcat.distributions import DiffusionCategorical, MultiDiffusionCategorical, indices_to_one_hot
+from rl_diffcat.samplers import SAMPLERS
+
+BATCH_SHAPES = [(), (7,), (3, 4)]
+
+
+@pytest.mark.parametrize("batch_shape", BATCH_SHAPES)
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_shapes_and_densities_match_one_hot_categorical(batch_shape, sampler):
+    logits = torch.randn(*batch_shape, 6)
+    ours, ref = DiffusionCategorical(logits=logits, sampler=sampler), OneHotCategorical(logits=logits)
+    assert ours.batch_shape == ref.batch_shape and ours.event_shape == ref.event_shape
+    for sample_shape in [(), (5,), (2, 3)]:
+        x = ours.rsample(sample_shape)
+        assert x.shape == ref.sample(sample_shape).shape == ours.sample(sample_shape).shape
+        assert torch.allclose(ours.log_prob(x), ref.log_prob(x))
+    assert torch.allclose(ours.entropy(), ref.entropy())
+    assert torch.allclose(ours.probs, ref.probs)
+    assert torch.equal(ours.mode, ref.mode)
+    assert torch.allclose(ours.logits.exp().sum(-1), torch.ones(batch_shape))
+
+
+def test_probs_parameterization_equals_logits():
+    probs = torch.softmax(torch.randn(4, 5), -1)
+    a, b = DiffusionCategorical(probs=probs), DiffusionCategorical(logits=probs.log())
+    assert torch.allclose(a.logits, b.logits) and torch.allclose(a.entropy(), b.entropy())
+    with pytest.raises(ValueError, match="exactly one"):
+        DiffusionCategorical(probs=probs, logits=probs.log())
+
+
+def test_rsample_is_pathwise_and_sample_is_not():
+    logits = torch.randn(3, 5, requires_grad=True)
+    dist = DiffusionCategorical(logits=logits)
+    assert dist.has_rsample
+    x = dist.rsample((4,))
+    assert x.requires_grad and set(x.unique().tolist()) <= {0.0, 1.0}
+    (x * torch.arange(5.0)).sum().backward()
+    assert logits.grad.abs().sum() > 0
+    assert not dist.sample((4,)).requires_grad
+
+
+def test_sample_follows_pi_exactly_whatever_the_sampler_knobs():
+    """`sample` draws from Cat(pi) itself, even where ReDGE's hard samples are biased (n=3, t_1=0.1)."""
+    logits = torch.randn(10, generator=torch.Generator().manual_seed(0))
+    dist = DiffusionCategorical(logits=logits, n_steps=3, t_1=0.1, generator=torch.Generator().manual_seed(1))
+    freq = dist.sample((100_000,)).mean(0)
+    assert (freq - dist.probs).abs().sum() / 2 < 0.01
+
+
+def test_mask_respected_by_every_method():
+    logits = torch.tensor([[5.0, 0.0, 1.0, 2.0]]).repeat(4, 1)
+    mask = torch.tensor([False, True, True, True])
+    dist = DiffusionCategorical(logits=logits, mask=mask)
+    assert (dist.mode.argmax(-1) == 3).all()
+    assert dist.probs[:, 0].sum() == 0
+    assert dist.rsample((500,))[..., 0].sum() == 0 and dist.sample((500,))[..., 0].sum() == 0
+    ref = OneHotCategorical(logits=logits[:, 1:])
+    assert torch.allclose(dist.entropy(), ref.entropy())
+    assert torch.isinf(dist.log_prob(torch.eye(4)[0].expand(4, 4))).all()
+
+
+def test_expand_and_enumerate_support():
+    dist = DiffusionCategorical(logits=torch.randn(3, 5), sampler="gumbel_softmax", tau=0.5)
+    big = dist.expand((2, 3))
+    assert big.batch_shape == (2, 3) and big.sampler == "gumbel_softmax" and big.tau == 0.5
+    support = dist.enumerate_support()
+    assert support.shape == (5, 3, 5)
+    assert torch.allclose(dist.log_prob(support).exp().sum(0), torch.ones(3))
+
+
+def test_validate_args_rejects_non_one_hot_values():
+    dist = DiffusionCategorical(logits=torch.randn(5), validate_args=True)
+    with pytest.raises(ValueError):
+        dist.log_prob(torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0]))
+
+
+def test_invalid_settings_raise():
+    with pytest.raises(ValueError, match="t_1"):
+        DiffusionCategorical(logits=torch.randn(4), t_1=1.5)
+    with pytest.raises(ValueError, match="valid names"):
+        DiffusionCategorical(logits=torch.randn(4), sampler="nope")
+    with pytest.raises(ValueError, match="NaN"):
+        DiffusionCategorical(logits=torch.tensor([0.0, float("nan")]))
+
+
+ACTION_DIMS = [3, 5, 2]
+
+
+@pytest.mark.parametrize("batch_shape", BATCH_SHAPES)
+def test_multi_factor_sums_log_prob_and_entropy(batch_shape):
+    logits = torch.randn(*batch_shape, sum(ACTION_DIMS), requires_grad=True)
+    dist = MultiDiffusionCategorical(logits, ACTION_DIMS)
+    refs = [OneHotCategorical(logits=part) for part in torch.split(logits, ACTION_DIMS, -1)]
+    x = dist.rsample()
+    assert x.shape == (*batch_shape, sum(ACTION_DIMS)) and x.requires_grad
+    parts = torch.split(x, ACTION_DIMS, -1)
+    assert torch.allclose(dist.log_prob(x), sum(r.log_prob(p) for r, p in zip(refs, parts)))
+    assert torch.allclose(dist.entropy(), sum(r.entropy() for r in refs))
+    indices = dist.to_indices(x)
+    assert indices.shape == (*batch_shape, 3) and torch.equal(dist.from_indices(indices), x.detach())
+    assert torch.equal(dist.to_indices(dist.mode), torch.stack([r.mode.argmax(-1) for r in refs], -1))
+
+
+def test_multi_factor_accepts_logits_list_and_checks_sizes():
+    parts = [torch.randn(4, k) for k in ACTION_DIMS]
+    dist = MultiDiffusionCategorical(parts)
+    assert dist.action_dims == ACTION_DIMS and dist.sample((2,)).shape == (2, 4, 10)
+    with pytest.raises(ValueError, match="sum to"):
+        MultiDiffusionCategorical(torch.randn(4, 9), ACTION_DIMS)
+    with pytest.raises(ValueError, match="action_dims"):
+        MultiDiffusionCategorical(torch.randn(4, 9), [])
+    with pytest.raises(ValueError, match="factors"):
+        indices_to_one_hot(torch.zeros(4, 2, dtype=torch.long), ACTION_DIMS)

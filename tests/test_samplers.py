@@ -1,0 +1,239 @@
+"""Behaviour of the sampler family: exactness against enumeration, sample law, limits, masks, numerics."""
+
+import itertools
+
+import pytest
+import torch
+from scipy import stats
+
+from rl_diffcat import samplers
+from rl_diffcat.samplers import SAMPLERS, make_sampler, redge, score_function, straight_through
+
+PATHWISE = sorted(SAMPLERS)
+D, K = 3, 5
+
+
+def objective(x: torch.Tensor) -> torch.Tensor:
+    """A nonlinear function of D one-hot variables: x (..., D, K) -> (...)."""
+    gen = torch.Generator().manual_seed(123)
+    w = torch.randn(D, K, generator=gen)
+    u = torch.randn(D, K, generator=gen)
+    lin = (x * w).sum((-1, -2))
+    return torch.tanh(lin) + 0.5 * lin**2 / D + (x * u).sum((-1, -2)) * x[..., 0, :].sum(-1) * 0.3
+
+
+def exact_gradient(logits: torch.Tensor) -> torch.Tensor:
+    """grad_logits E_pi[f(X)] by enumerating all K**D joint actions."""
+    logits = logits.detach().clone().requires_grad_(True)
+    joint = torch.tensor(list(itertools.product(range(K), repeat=D)))  # (K**D, D)
+    x = torch.nn.functional.one_hot(joint, K).float()  # (K**D, D, K)
+    log_p = logits.log_softmax(-1)
+    log_prob = log_p[torch.arange(D), joint].sum(-1)  # (K**D,)
+    (log_prob.exp() * objective(x)).sum().backward()
+    return logits.grad
+
+
+def fixed_logits() -> torch.Tensor:
+    return torch.randn(D, K, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+def test_pathwise_gradient_matches_enumeration(name):
+    """The Monte-Carlo mean of each pathwise estimator points where the exact gradient points."""
+    torch.manual_seed(0)
+    logits = fixed_logits().requires_grad_(True)
+    n = 20_000
+    sample = make_sampler(name)
+    x = sample(logits.expand(n, D, K), hard=True, generator=torch.Generator().manual_seed(1))
+    objective(x).mean().backward()
+    exact = exact_gradient(logits)
+    cosine = torch.nn.functional.cosine_similarity(logits.grad.flatten(), exact.flatten(), dim=0)
+    assert cosine >= 0.9, f"{name}: cosine {cosine:.3f} to the exact gradient"
+
+
+def test_score_function_is_unbiased():
+    """Leave-one-out REINFORCE: every coordinate of the exact gradient lies in the estimate's 4-sigma CI."""
+    reps = 20_000
+    logits = fixed_logits().expand(reps, D, K).clone().requires_grad_(True)
+    surrogate = score_function(logits, objective, n_samples=2, generator=torch.Generator().manual_seed(2))
+    assert surrogate.shape == (reps,)
+    surrogate.sum().backward()
+    per_rep = logits.grad.reshape(reps, -1)
+    mean, se = per_rep.mean(0), per_rep.std(0) / reps**0.5
+    exact = exact_gradient(fixed_logits()).flatten()
+    assert ((mean - exact).abs() <= 4 * se).all(), (mean - exact) / se
+    # ... and a biased estimate would be caught: the CI is tight enough to reject a 10% shrink.
+    assert not ((0.9 * mean - exact).abs() <= 4 * se).all() or exact.abs().max() < 1e-3
+
+
+def test_score_function_value_is_sample_mean_and_validates_n_samples():
+    logits = fixed_logits()
+    value = score_function(logits, objective, n_samples=4, generator=torch.Generator().manual_seed(0))
+    assert value.shape == () and torch.isfinite(value)
+    with pytest.raises(ValueError, match="n_samples"):
+        score_function(logits, objective, n_samples=1)
+
+
+def chi_square_pvalue(name: str, n_steps: int, t_1: float, n: int = 100_000) -> float:
+    logits = torch.randn(10, generator=torch.Generator().manual_seed(3))
+    x = SAMPLERS[name](logits.expand(n, 10), n_steps, t_1, generator=torch.Generator().manual_seed(4))
+    counts = x.sum(0).double().numpy()
+    return stats.chisquare(counts, f_exp=n * logits.softmax(-1).double().numpy()).pvalue
+
+
+def test_redge_hard_samples_follow_pi_at_defaults():
+    """At n_steps=5, t_1=0.5 the hard samples pass a chi-square test against Cat(pi) (1e5 samples, K=10)."""
+    assert chi_square_pvalue("redge", 5, 0.5) > 1e-3
+
+
+def test_chi_square_has_power_where_redge_is_biased():
+    """Few steps with a small t_1 distort the law (documented in the README): the test detects it."""
+    assert chi_square_pvalue("redge", 3, 0.1) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["straight_through", "gumbel_softmax", "reinmax"])
+def test_baseline_hard_samples_follow_pi(name):
+    logits = torch.randn(10, generator=torch.Generator().manual_seed(3))
+    n = 100_000
+    x = make_sampler(name)(logits.expand(n, 10), hard=True, generator=torch.Generator().manual_seed(5))
+    counts = x.sum(0).double().numpy()
+    assert stats.chisquare(counts, f_exp=n * logits.softmax(-1).double().numpy()).pvalue > 1e-3
+
+
+def test_redge_approaches_straight_through_as_t1_goes_to_one():
+    """n_steps=2, t_1 -> 1: the ReDGE Jacobian tends to the straight-through one (d softmax / d logits)."""
+    logits = torch.randn(64, K, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(K, generator=torch.Generator().manual_seed(1))
+
+    def grad(fn, **kw):
+        leaf = logits.clone().requires_grad_(True)
+        (fn(leaf, generator=torch.Generator().manual_seed(2), **kw) * w).sum().backward()
+        return leaf.grad
+
+    reference = grad(straight_through)
+    gaps = [(grad(redge, n_steps=2, t_1=t_1) - reference).abs().max().item() for t_1 in (0.9, 0.99, 0.999)]
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[2] < 1e-2 * reference.abs().max().item()
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+def test_masked_actions_never_sampled_and_get_no_gradient(name):
+    logits = torch.randn(2000, 6, generator=torch.Generator().manual_seed(0))
+    logits[:, 1] = 10.0  # the most likely action is masked
+    mask = torch.tensor([True, False, True, True, False, True])
+    leaf = logits.clone().requires_grad_(True)
+    x = make_sampler(name)(leaf, hard=True, mask=mask, generator=torch.Generator().manual_seed(1))
+    assert x[:, ~mask].sum() == 0
+    assert torch.allclose(x.sum(-1), torch.ones(2000))
+    (x * torch.randn(6)).sum().backward()
+    assert torch.isfinite(leaf.grad).all()
+    assert (leaf.grad[:, ~mask] == 0).all()
+    assert leaf.grad[:, mask].abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+def test_neg_inf_logits_act_as_mask(name):
+    logits = torch.tensor([[0.0, float("-inf"), 1.0, float("-inf")]]).repeat(500, 1).requires_grad_(True)
+    x = make_sampler(name)(logits, hard=True, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(x).all() and x[:, [1, 3]].sum() == 0
+    (x * torch.arange(4.0)).sum().backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[:, [1, 3]] == 0).all()
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+@pytest.mark.parametrize("scale", [1e4, -1e4])
+def test_extreme_logits_give_finite_outputs_and_gradients(name, scale):
+    logits = (torch.randn(256, 8, generator=torch.Generator().manual_seed(0)) * scale).requires_grad_(True)
+    x = make_sampler(name)(logits, hard=True, generator=torch.Generator().manual_seed(1))
+    (x * torch.arange(8.0)).sum().backward()
+    assert torch.isfinite(x).all() and torch.isfinite(logits.grad).all()
+    assert torch.allclose(x.sum(-1), torch.ones(256))
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_low_and_high_precision_inputs_keep_their_dtype(name, dtype):
+    logits = torch.randn(32, 7, generator=torch.Generator().manual_seed(0)).to(dtype).requires_grad_(True)
+    x = make_sampler(name)(logits, hard=True)
+    assert x.dtype == dtype and torch.isfinite(x.float()).all()
+    x.float().sum().backward()
+    assert logits.grad.dtype == dtype and torch.isfinite(logits.grad.float()).all()
+
+
+@pytest.mark.parametrize("name", ["redge", "redge_cov", "reindge", "straight_through", "gumbel_softmax"])
+def test_soft_samples_are_on_the_simplex(name):
+    x = make_sampler(name)(torch.randn(100, 6), hard=False)
+    assert (x >= 0).all() and torch.allclose(x.sum(-1), torch.ones(100), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+def test_generator_makes_samples_reproducible(name):
+    logits = torch.randn(50, 9)
+    sample = make_sampler(name)
+    a = sample(logits, hard=True, generator=torch.Generator().manual_seed(11))
+    b = sample(logits, hard=True, generator=torch.Generator().manual_seed(11))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+def test_nan_logits_raise_unless_validation_is_off(name):
+    logits = torch.randn(4, 3)
+    logits[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        make_sampler(name)(logits, hard=True)
+    make_sampler(name)(logits, hard=True, validate_args=False)  # no host sync, no check
+    samplers.set_validation(False)
+    try:
+        make_sampler(name)(logits, hard=True)
+    finally:
+        samplers.set_validation(True)
+
+
+@pytest.mark.parametrize(
+    "name, knobs, match",
+    [
+        ("redge", {"n_steps": 1}, "n_steps"),
+        ("redge", {"n_steps": 2.5}, "n_steps"),
+        ("redge_cov", {"n_steps": 0}, "n_steps"),
+        ("redge", {"t_1": 0.0}, "t_1"),
+        ("redge", {"t_1": 1.0}, "t_1"),
+        ("reindge", {"t_1": -0.2}, "t_1"),
+        ("gumbel_softmax", {"tau": 0.0}, "tau"),
+        ("reinmax", {"tau": -1.0}, "tau"),
+        ("reindge", {"tau": 0.0}, "tau"),
+        ("redge", {"temperature": 1.0}, "unknown sampler hyperparameter"),
+    ],
+)
+def test_bad_hyperparameters_raise_value_error_naming_the_argument(name, knobs, match):
+    with pytest.raises(ValueError, match=match):
+        make_sampler(name, **knobs)
+    if "temperature" not in knobs:  # the functions themselves check too
+        with pytest.raises(ValueError, match=match):
+            SAMPLERS[name](torch.randn(3, 4), **knobs)
+
+
+def test_unknown_sampler_lists_valid_names():
+    with pytest.raises(ValueError, match="redge.*straight_through"):
+        make_sampler("gumbel")
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+def test_bad_masks_raise(name):
+    logits = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="every action is masked"):
+        make_sampler(name)(logits, hard=True, mask=torch.tensor([[True] * 4, [False] * 4, [True] * 4]))
+    with pytest.raises(ValueError, match="does not match"):
+        make_sampler(name)(logits, hard=True, mask=torch.ones(3, 5, dtype=torch.bool))
+    with pytest.raises(TypeError, match="bool"):
+        make_sampler(name)(logits, hard=True, mask=torch.ones(3, 4))
+
+
+def test_reinmax_has_no_soft_sample():
+    with pytest.raises(ValueError, match="hard=True"):
+        samplers.reinmax(torch.randn(3, 4), hard=False)
+
+
+def test_make_sampler_drops_knobs_a_sampler_does_not_use():
+    sample = make_sampler("gumbel_softmax", n_steps=5, t_1=0.5, tau=0.5)
+    assert sample.keywords == {"tau": 0.5}
+    assert samplers.sampler_knobs("redge") == ("n_steps", "t_1")
