@@ -1,5 +1,6 @@
 """rl-diffcat: discrete-action RL with pathwise gradients through the ReDGE diffusion sampler."""
 
+from rl_diffcat.distributions import DiffusionCategorical, MultiDiffusionCategorical
 from rl_diffcat.samplers import (
     SAMPLERS,
     get_sampler,
@@ -17,6 +18,8 @@ from rl_diffcat.samplers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DiffusionCategorical",
+    "MultiDiffusionCategorical",
     "SAMPLERS",
     "get_sampler",
     "gumbel_softmax",
