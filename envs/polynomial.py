@@ -32,10 +32,11 @@ class PolynomialProgramming(gym.Env):
     :param p: exponent of the distance (> 0); the paper uses 2
     :param target: fixed target in ``[0, 1]`` for every coordinate and episode, or
         ``None`` to draw ``c ~ U(0, 1)^D`` at every reset
-    :param render_mode: only ``None`` is supported
+    :param render_mode: ``None`` or ``"rgb_array"``: a gray row for ``c`` above a black/white
+        row for the last action, 8 pixels per cell (SB3's ``make_vec_env`` asks for it by default)
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1}
 
     def __init__(
         self,
@@ -50,8 +51,8 @@ class PolynomialProgramming(gym.Env):
             raise ValueError(f"p must be > 0 so that the distance has a unique per-coordinate optimum, got {p!r}.")
         if target is not None and not 0.0 <= target <= 1.0:
             raise ValueError(f"target must lie in [0, 1] (or be None for a random target per episode), got {target!r}.")
-        if render_mode is not None:
-            raise ValueError(f"PolynomialProgramming has nothing to render, got render_mode={render_mode!r}.")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}.")
         self.n_vars = int(n_vars)
         self.p = float(p)
         self.target = target
@@ -59,6 +60,7 @@ class PolynomialProgramming(gym.Env):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_vars,), dtype=np.float32)
         self.action_space = spaces.MultiDiscrete(np.full(self.n_vars, 2, dtype=np.int64))
         self._context = np.full(self.n_vars, 0.5, dtype=np.float32)
+        self._last_action = np.zeros(self.n_vars)
 
     @property
     def context(self) -> np.ndarray:
@@ -94,7 +96,15 @@ class PolynomialProgramming(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         reward = self.reward(action)
+        self._last_action = np.asarray(action, dtype=np.float64).reshape(-1)
         best = self.optimal_reward()
         info = {"optimal_reward": best, "regret": best - reward}
         # One decision per episode: the episode ends here; the observation is unchanged.
         return self.context, reward, True, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        rows = np.stack([self._context, self._last_action])
+        pixels = np.kron(rows, np.ones((8, 8)))
+        return np.repeat((pixels * 255).astype(np.uint8)[..., None], 3, axis=-1)

@@ -10,6 +10,7 @@ import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.env_util import make_vec_env
 
 import rl_diffcat.envs as rl_envs
 from rl_diffcat.envs import DiscretizeAction, PolynomialProgramming, list_envs
@@ -34,6 +35,11 @@ def test_registered_env_passes_checkers(env_id):
     assert env.observation_space.contains(obs)
     assert env.spec.id == env_id
     env.close()
+    # SB3's own env factory asks for render_mode="rgb_array" by default.
+    vec_env = make_vec_env(env_id, n_envs=2, seed=0)
+    vec_env.reset()
+    vec_env.step(np.stack([vec_env.action_space.sample() for _ in range(2)]))
+    vec_env.close()
 
 
 def test_list_envs_names_extras_and_everything_is_registered():
@@ -214,6 +220,16 @@ def test_polynomial_context_changes_per_episode_and_is_seeded():
 def test_polynomial_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PolynomialProgramming(**kwargs)
+
+
+def test_polynomial_rgb_render_shows_context_and_action():
+    env = PolynomialProgramming(n_vars=3, target=0.5, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(np.array([1, 0, 1]))
+    frame = env.render()
+    assert frame.shape == (16, 24, 3) and frame.dtype == np.uint8
+    np.testing.assert_array_equal(frame[0, ::8, 0], [127, 127, 127])
+    np.testing.assert_array_equal(frame[8, ::8, 0], [255, 0, 255])
 
 
 def test_polynomial_rejects_non_binary_action():
