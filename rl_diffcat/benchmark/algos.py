@@ -1,0 +1,284 @@
+"""The algorithms the CLI can train, their hyperparameter files, and how a model is built.
+
+Hyperparameters live in ``rl_diffcat/hyperparams/<algo>.yml`` in the style of rl-zoo3: one entry
+per env id plus a ``default`` entry. The env entry is merged over ``default`` (one level deep
+for ``policy_kwargs``/``sampler_kwargs``). Keys that are not constructor arguments:
+
+* ``n_timesteps``: training budget (``--steps`` overrides it);
+* ``policy``: an SB3 policy alias (``MlpPolicy``) or a policy class name from ``rl_diffcat.sb3``;
+* ``n_envs``: number of training envs in the ``DummyVecEnv`` (default 1).
+
+Strings ``lin_<x>`` for ``learning_rate``/``clip_range`` become a linear decay from ``x`` to 0,
+and ``policy_kwargs.activation_fn`` may name a ``torch.nn`` module (``Tanh``, ``ReLU``).
+Agent classes are imported only when a model is built, so this module imports even when an
+optional agent is missing.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import gymnasium as gym
+import yaml
+from gymnasium import spaces
+
+DISCRETE_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+# Keys of a hyperparameter entry that configure the run rather than the model constructor.
+RUN_KEYS = ("n_timesteps", "policy", "n_envs")
+_NESTED_KEYS = ("policy_kwargs", "sampler_kwargs")
+_SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
+
+
+def _import(path: str) -> Callable[[], type]:
+    module_name, attr = path.rsplit(":", 1)
+
+    def load() -> type:
+        return getattr(importlib.import_module(module_name), attr)
+
+    return load
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """How to build one algorithm.
+
+    :param name: the CLI name (``diffcat-sac``).
+    :param load_class: returns the SB3-style algorithm class (imported lazily).
+    :param hyperparams_file: file name under ``rl_diffcat/hyperparams``.
+    :param action_spaces: action space types the algorithm supports.
+    :param sampler_path: where ``--sampler`` goes in the hyperparameters (None: no sampler).
+    :param description: one line for ``--help``.
+    """
+
+    name: str
+    load_class: Callable[[], type]
+    hyperparams_file: str
+    action_spaces: Tuple[type, ...]
+    sampler_path: Optional[Tuple[str, ...]]
+    description: str
+
+
+ALGOS: Dict[str, AlgoSpec] = {
+    spec.name: spec
+    for spec in (
+        AlgoSpec(
+            "diffcat-sac",
+            _import("rl_diffcat.agents:DiffCatSAC"),
+            "diffcat_sac.yml",
+            DISCRETE_SPACES,
+            ("sampler",),
+            "SAC with pathwise actor gradients through the ReDGE sampler (Discrete/MultiDiscrete/MultiBinary)",
+        ),
+        AlgoSpec(
+            "discrete-sac",
+            _import("rl_diffcat.agents:DiscreteSAC"),
+            "discrete_sac.yml",
+            (spaces.Discrete,),
+            None,
+            "standard discrete SAC (expectation over actions; Discrete only)",
+        ),
+        AlgoSpec(
+            "ppo",
+            _import("stable_baselines3:PPO"),
+            "ppo.yml",
+            DISCRETE_SPACES + (spaces.Box,),
+            None,
+            "stable-baselines3 PPO with its categorical policy",
+        ),
+        AlgoSpec(
+            "ppo-diffcat",
+            _import("stable_baselines3:PPO"),
+            "ppo_diffcat.yml",
+            DISCRETE_SPACES,
+            ("policy_kwargs", "sampler"),
+            "PPO whose policy distribution is the diffusion categorical (rl_diffcat.sb3)",
+        ),
+    )
+}
+
+
+def parse_algo(label: str) -> Tuple[AlgoSpec, Optional[str]]:
+    """Split an algo label ``ALGO`` or ``ALGO:SAMPLER`` (e.g. ``diffcat-sac:gumbel_softmax``).
+
+    :param label: the label given on the command line.
+    :return: the algorithm spec and the sampler override (None when not given).
+    """
+    name, _, sampler = label.partition(":")
+    if name not in ALGOS:
+        hint = difflib.get_close_matches(name, ALGOS, n=1)
+        raise ValueError(
+            f"Unknown algo {name!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+            f"valid algos are: {', '.join(ALGOS)}"
+        )
+    spec = ALGOS[name]
+    if sampler:
+        from rl_diffcat.samplers import SAMPLERS
+
+        if spec.sampler_path is None:
+            raise ValueError(f"Algo {name!r} has no sampler; only {[a for a in ALGOS if ALGOS[a].sampler_path]} take one")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler {sampler!r} in {label!r}; valid samplers are: {', '.join(SAMPLERS)}")
+    return spec, sampler or None
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a ValueError listing close matches when ``env_id`` is not a registered gymnasium env.
+
+    :param env_id: a gymnasium id such as ``CartPole-v1``.
+    """
+    try:  # our own envs (if any) register themselves on import
+        importlib.import_module("rl_diffcat.envs")
+    except ImportError:
+        pass
+    if env_id not in gym.registry:
+        hints = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        raise ValueError(
+            f"Unknown env id {env_id!r}; "
+            + (f"did you mean one of {hints}? " if hints else "")
+            + "see gymnasium.registry.keys() for the registered ids"
+        )
+
+
+def check_action_space(spec: AlgoSpec, env_id: str, action_space: spaces.Space) -> None:
+    """Raise a ValueError naming the algos that fit when ``spec`` does not support the action space.
+
+    :param spec: the algorithm.
+    :param env_id: the env id, for the message.
+    :param action_space: the env's action space.
+    """
+    if not isinstance(action_space, spec.action_spaces):
+        fitting = [name for name, other in ALGOS.items() if isinstance(action_space, other.action_spaces)]
+        supported = "/".join(t.__name__ for t in spec.action_spaces)
+        raise ValueError(
+            f"{spec.name} supports only {supported} action spaces, but {env_id} has {action_space}; "
+            f"algos that support it: {', '.join(fitting) or 'none'}"
+        )
+
+
+def _read_yaml(file_name: str) -> Dict[str, Any]:
+    text = resources.files("rl_diffcat").joinpath("hyperparams", file_name).read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_hyperparams(
+    algo: str,
+    env_id: str,
+    sampler: Optional[str] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Hyperparameters of ``algo`` on ``env_id``: the file's ``default`` entry, then the env entry,
+    then ``sampler`` and ``overrides`` on top.
+
+    :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER``.
+    :param env_id: the env id.
+    :param sampler: sampler override (also accepted inside ``algo``).
+    :param overrides: ``{key: value}`` set last; a dotted key ``policy_kwargs.net_arch`` sets a nested value.
+    :return: a new dict, safe to modify.
+    """
+    spec, label_sampler = parse_algo(algo)
+    sampler = sampler or label_sampler
+    table = _read_yaml(spec.hyperparams_file)
+    params = copy.deepcopy(table.get("default", {}))
+    for key, value in copy.deepcopy(table.get(env_id, {})).items():
+        if key in _NESTED_KEYS and isinstance(value, dict):
+            params.setdefault(key, {}).update(value)
+        else:
+            params[key] = value
+    if sampler is not None:
+        if spec.sampler_path is None:
+            raise ValueError(f"--sampler is only valid for {[a for a in ALGOS if ALGOS[a].sampler_path]}, not {spec.name}")
+        parse_algo(f"{spec.name}:{sampler}")  # validates the sampler name
+        _set_nested(params, spec.sampler_path, sampler)
+    for key, value in (overrides or {}).items():
+        _set_nested(params, tuple(key.split(".")), value)
+    return params
+
+
+def _set_nested(params: Dict[str, Any], path: Tuple[str, ...], value: Any) -> None:
+    node = params
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def _resolve(params: Dict[str, Any]) -> Dict[str, Any]:
+    """Turn the data-file spellings (``lin_3e-4``, ``activation_fn: Tanh``) into Python objects."""
+    from stable_baselines3.common.utils import LinearSchedule
+    import torch.nn
+
+    kwargs = dict(params)
+    for key in _SCHEDULE_KEYS:
+        value = kwargs.get(key)
+        if isinstance(value, str) and value.startswith("lin_"):
+            kwargs[key] = LinearSchedule(float(value[4:]), 0.0, 1.0)
+    policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
+    activation = policy_kwargs.get("activation_fn")
+    if isinstance(activation, str):
+        if not hasattr(torch.nn, activation):
+            raise ValueError(f"policy_kwargs.activation_fn={activation!r} is not a torch.nn module (try Tanh or ReLU)")
+        policy_kwargs["activation_fn"] = getattr(torch.nn, activation)
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = policy_kwargs
+    return kwargs
+
+
+def _resolve_policy(algo_class: type, policy: Any) -> Any:
+    if not isinstance(policy, str) or policy in getattr(algo_class, "policy_aliases", {}):
+        return policy
+    sb3_glue = importlib.import_module("rl_diffcat.sb3")
+    if not hasattr(sb3_glue, policy):
+        raise ValueError(
+            f"Unknown policy {policy!r}: not an alias of {algo_class.__name__} "
+            f"({sorted(getattr(algo_class, 'policy_aliases', {}))}) nor a class in rl_diffcat.sb3"
+        )
+    return getattr(sb3_glue, policy)
+
+
+def make_model(
+    algo: str,
+    env_id: str,
+    params: Dict[str, Any],
+    seed: int,
+    device: str = "auto",
+    tensorboard_log: Optional[str] = None,
+    verbose: int = 0,
+):
+    """Build the training env and the model of ``algo`` from resolved hyperparameters.
+
+    :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER`` (the sampler must already be in ``params``).
+    :param env_id: the env id.
+    :param params: hyperparameters from :func:`load_hyperparams`.
+    :param seed: seed of the model and of the training envs.
+    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    :param tensorboard_log: TensorBoard folder, or None.
+    :param verbose: SB3 verbosity.
+    :return: the SB3 model, with its training env attached.
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+
+    spec, _ = parse_algo(algo)
+    check_env_id(env_id)
+    kwargs = _resolve(params)
+    kwargs.pop("n_timesteps", None)
+    policy = kwargs.pop("policy", "MlpPolicy")
+    n_envs = int(kwargs.pop("n_envs", 1))
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    check_action_space(spec, env_id, env.action_space)
+    try:
+        algo_class = spec.load_class()
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"{spec.name} is not available in this install ({error})") from error
+    return algo_class(
+        _resolve_policy(algo_class, policy),
+        env,
+        seed=seed,
+        device=device,
+        tensorboard_log=tensorboard_log,
+        verbose=verbose,
+        **kwargs,
+    )

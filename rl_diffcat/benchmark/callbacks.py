@@ -1,0 +1,102 @@
+"""Evaluation during training: an EvalCallback-like callback that writes a learning curve to CSV."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+EVAL_COLUMNS = ("env", "algo", "seed", "step", "mean_return", "std_return", "wall_clock")
+
+
+class EvalCurveCallback(BaseCallback):
+    """Every ``eval_freq`` env steps, run ``n_eval_episodes`` deterministic episodes on a separate
+    eval env and append a row ``(env, algo, seed, step, mean_return, std_return, wall_clock)``.
+
+    Unlike SB3's ``EvalCallback`` it counts *env steps* (not callback calls, which differ by
+    ``n_envs``), also evaluates at step 0 and at the end of training, and keeps the time spent
+    evaluating apart so the env-steps/second of training is honest.
+
+    :param eval_env: the env to evaluate on (not the training env).
+    :param eval_freq: evaluate every this many env steps.
+    :param n_eval_episodes: episodes per evaluation.
+    :param csv_path: file the rows are appended to (created with a header), or None.
+    :param run_info: ``{"env", "algo", "seed"}`` written in every row.
+    :param verbose: 1 prints each evaluation.
+    """
+
+    def __init__(
+        self,
+        eval_env: Any,
+        eval_freq: int,
+        n_eval_episodes: int = 10,
+        csv_path: Optional[str] = None,
+        run_info: Optional[Dict[str, Any]] = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        if eval_freq < 1 or n_eval_episodes < 1:
+            raise ValueError(f"eval_freq and n_eval_episodes must be >= 1, got {eval_freq} and {n_eval_episodes}")
+        self.eval_env = eval_env
+        self.eval_freq = eval_freq
+        self.n_eval_episodes = n_eval_episodes
+        self.csv_path = csv_path
+        self.run_info = dict(run_info or {})
+        self.rows: List[Dict[str, Any]] = []
+        self.eval_time = 0.0
+        self._next_eval = 0
+        self._start = 0.0
+        self._last_eval_step = -1
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        self._next_eval = self.num_timesteps
+        if self.csv_path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.csv_path)), exist_ok=True)
+            with open(self.csv_path, "w", newline="") as file:
+                csv.writer(file).writerow(EVAL_COLUMNS)
+        self._evaluate()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next_eval:
+            self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._last_eval_step != self.num_timesteps:
+            self._evaluate()
+
+    @property
+    def training_time(self) -> float:
+        """Seconds since training started, minus the time spent evaluating."""
+        return time.perf_counter() - self._start - self.eval_time
+
+    def _evaluate(self) -> None:
+        from stable_baselines3.common.evaluation import evaluate_policy
+
+        tic = time.perf_counter()
+        returns, _ = evaluate_policy(
+            self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=True, return_episode_rewards=True
+        )
+        self.eval_time += time.perf_counter() - tic
+        row = {
+            **{key: self.run_info.get(key, "") for key in ("env", "algo", "seed")},
+            "step": int(self.num_timesteps),
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
+            "wall_clock": round(time.perf_counter() - self._start, 3),
+        }
+        self.rows.append(row)
+        self._last_eval_step = self.num_timesteps
+        while self._next_eval <= self.num_timesteps:
+            self._next_eval += self.eval_freq
+        self.logger.record("eval/mean_reward", row["mean_return"])
+        if self.csv_path is not None:
+            with open(self.csv_path, "a", newline="") as file:
+                csv.writer(file).writerow([row[key] for key in EVAL_COLUMNS])
+        if self.verbose:
+            print(f"step {row['step']}: return {row['mean_return']:.2f} +/- {row['std_return']:.2f}", flush=True)

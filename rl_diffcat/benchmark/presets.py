@@ -1,0 +1,65 @@
+"""Named compare configurations: the README's quick demo and the BENCHMARKS.md tables.
+
+Algorithm hyperparameters stay in ``rl_diffcat/hyperparams/*.yml``; a preset only fixes the
+experiment (envs, algos, seeds, budget, evaluation, results folder). Flags given on the command
+line override the preset's values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+BASE_ALGOS = ["diffcat-sac", "discrete-sac", "ppo", "ppo-diffcat"]
+REPORT_ALGOS = ["diffcat-sac", "diffcat-sac:gumbel_softmax", "discrete-sac", "ppo", "ppo-diffcat"]
+
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # A few minutes on a laptop CPU: every algo, 2 seeds, a small budget on CartPole.
+    "quick": {
+        "envs": ["CartPole-v1"],
+        "algos": BASE_ALGOS,
+        "seeds": 2,
+        "steps": 10_000,
+        "eval_freq": 1_000,
+        "eval_episodes": 5,
+        "results": "results/quick",
+    },
+    # BENCHMARKS.md tables: 5 seeds at the budgets of the targets.
+    "cartpole": {
+        "envs": ["CartPole-v1"],
+        "algos": REPORT_ALGOS,
+        "seeds": 5,
+        "steps": 50_000,
+        "eval_freq": 2_500,
+        "eval_episodes": 10,
+        "results": "results/cartpole",
+    },
+    "acrobot": {
+        "envs": ["Acrobot-v1"],
+        "algos": REPORT_ALGOS,
+        "seeds": 5,
+        "steps": 100_000,
+        "eval_freq": 5_000,
+        "eval_episodes": 10,
+        "results": "results/acrobot",
+    },
+    "lunarlander": {
+        "envs": ["LunarLander-v3"],
+        "algos": REPORT_ALGOS,
+        "seeds": 5,
+        "steps": 300_000,
+        "eval_freq": 10_000,
+        "eval_episodes": 10,
+        "results": "results/lunarlander",
+    },
+}
+
+# Used when neither a preset nor a flag sets a value.
+COMPARE_DEFAULTS: Dict[str, Any] = {
+    "envs": ["CartPole-v1"],
+    "algos": ["ppo"],
+    "seeds": 3,
+    "steps": None,
+    "eval_freq": None,
+    "eval_episodes": 10,
+    "results": "results/compare",
+}

@@ -1,0 +1,123 @@
+"""Turn the finished runs of a compare into the results folder: curves CSV, runs CSV, PNGs, Markdown."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Sequence
+
+import pandas as pd
+
+from rl_diffcat.benchmark.callbacks import EVAL_COLUMNS
+from rl_diffcat.benchmark.plots import plot_learning_curves
+from rl_diffcat.benchmark.runner import run_dir
+from rl_diffcat.benchmark.stats import bootstrap_ci
+
+RUN_COLUMNS = ("env", "algo", "seed", "status", "steps", "final_mean_return", "wall_clock_s", "env_steps_per_s", "log")
+
+
+def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.DataFrame:
+    """Concatenate the ``eval.csv`` of every finished run (failed runs are left out).
+
+    :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
+    :param results_dir: the results folder.
+    :return: the rows ``env, algo, seed, step, mean_return, std_return, wall_clock``.
+    """
+    frames = [
+        pd.read_csv(os.path.join(run_dir(results_dir, status["spec"]), "eval.csv"))
+        for status in statuses
+        if status["status"] != "failed"
+    ]
+    if not frames:
+        return pd.DataFrame(columns=list(EVAL_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(EVAL_COLUMNS)]
+
+
+def runs_table(statuses: Sequence[Dict[str, Any]]) -> pd.DataFrame:
+    """One row per run with its status, final return, wall-clock and env-steps/second."""
+    rows = []
+    for status in statuses:
+        spec, summary = status["spec"], status["summary"] or {}
+        rows.append(
+            {
+                "env": spec.env_id,
+                "algo": spec.algo,
+                "seed": spec.seed,
+                "status": status["status"],
+                "steps": spec.steps,
+                "final_mean_return": summary.get("final_mean_return", float("nan")),
+                "wall_clock_s": summary.get("wall_clock_s", float("nan")),
+                "env_steps_per_s": summary.get("env_steps_per_s", float("nan")),
+                "log": status["log"],
+            }
+        )
+    return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
+    """Per env: final return (mean +/- std over seeds) and IQM with its 95% stratified-bootstrap CI
+    per algo, then every (algo, seed) with its wall-clock and env-steps/second.
+
+    :param runs: the output of :func:`runs_table`.
+    :param n_resamples: bootstrap resamples for the IQM intervals.
+    :return: Markdown text.
+    """
+    lines = [
+        "# Comparison results",
+        "",
+        "Final return = mean return of the last deterministic evaluation of a run. IQM = interquartile mean",
+        "across seeds (rliable's definition) with a 95% percentile stratified-bootstrap CI"
+        f" ({n_resamples} resamples, `rl_diffcat.benchmark.stats`). Failed runs are listed but not aggregated.",
+    ]
+    for env_id, env_runs in runs.groupby("env", sort=False):
+        finished = env_runs[env_runs["status"] != "failed"]
+        lines += ["", f"## {env_id}", "", "| algo | seeds | steps | final return (mean ± std) | IQM [95% CI] | wall-clock s (mean) | env-steps/s (mean) |"]
+        lines.append("|---|---|---|---|---|---|---|")
+        for algo, group in env_runs.groupby("algo", sort=False):
+            done = finished[finished["algo"] == algo]
+            if done.empty:
+                lines.append(f"| {algo} | 0 of {len(group)} | {group['steps'].iloc[0]} | all failed | n/a | n/a | n/a |")
+                continue
+            scores = done["final_mean_return"].to_numpy()
+            estimate, low, high = bootstrap_ci(scores, "iqm", n_resamples=n_resamples)
+            std = scores.std(ddof=1) if len(scores) > 1 else 0.0
+            seeds = f"{len(done)}" if len(done) == len(group) else f"{len(done)} of {len(group)}"
+            lines.append(
+                f"| {algo} | {seeds} | {done['steps'].iloc[0]} | {scores.mean():.1f} ± {std:.1f} | "
+                f"{estimate:.1f} [{low:.1f}, {high:.1f}] | {done['wall_clock_s'].mean():.1f} | {done['env_steps_per_s'].mean():.0f} |"
+            )
+        lines += ["", "| algo | seed | status | final return | wall-clock s | env-steps/s |", "|---|---|---|---|---|---|"]
+        for row in env_runs.itertuples():
+            lines.append(
+                f"| {row.algo} | {row.seed} | {row.status} | {_fmt(row.final_mean_return)} | "
+                f"{_fmt(row.wall_clock_s)} | {_fmt(row.env_steps_per_s, 0)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str) -> Dict[str, List[str]]:
+    """Write ``eval_curves.csv``, ``runs.csv``, ``summary.md`` and ``learning_curves_<env>.png``.
+
+    :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
+    :param results_dir: the results folder.
+    :return: ``{"csv": [...], "markdown": [...], "png": [...]}`` paths written.
+    """
+    os.makedirs(results_dir, exist_ok=True)
+    curves = collect_curves(statuses, results_dir)
+    runs = runs_table(statuses)
+    written: Dict[str, List[str]] = {"csv": [], "markdown": [], "png": []}
+    for name, frame in (("eval_curves.csv", curves), ("runs.csv", runs)):
+        path = os.path.join(results_dir, name)
+        frame.to_csv(path, index=False)
+        written["csv"].append(path)
+    path = os.path.join(results_dir, "summary.md")
+    with open(path, "w") as file:
+        file.write(markdown_summary(runs))
+    written["markdown"].append(path)
+    for env_id in curves["env"].unique():
+        png = os.path.join(results_dir, f"learning_curves_{str(env_id).replace('/', '-')}.png")
+        written["png"].append(plot_learning_curves(curves, env_id, png))
+    return written

@@ -1,0 +1,345 @@
+"""Training one run in-process, and running a whole (env, algo, seed) grid in isolated subprocesses.
+
+A compare writes one folder per run under ``<results>/runs/<env>__<algo>__seed<k>/``:
+``eval.csv`` (the learning curve), ``log.txt`` (stdout and stderr of the process), ``model.zip``,
+``tb/`` (TensorBoard) and ``done.json``, the marker written last by a run that finished. A run
+whose ``done.json`` matches the requested configuration is skipped when the compare is run again,
+so an interrupted compare resumes; a run that crashed has no marker and is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from rl_diffcat.benchmark.algos import check_action_space, check_env_id, load_hyperparams, make_model, parse_algo
+from rl_diffcat.benchmark.callbacks import EvalCurveCallback
+
+
+def default_eval_freq(steps: int, n_points: int = 20) -> int:
+    """Evaluate about ``n_points`` times per run."""
+    return max(1, int(steps) // n_points)
+
+
+def train_run(
+    env_id: str,
+    algo: str,
+    seed: int = 0,
+    steps: Optional[int] = None,
+    sampler: Optional[str] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+    device: str = "auto",
+    eval_freq: Optional[int] = None,
+    n_eval_episodes: int = 10,
+    eval_csv: Optional[str] = None,
+    save_path: Optional[str] = None,
+    tensorboard_log: Optional[str] = None,
+    done_json: Optional[str] = None,
+    progress_bar: bool = False,
+    verbose: int = 0,
+) -> Dict[str, Any]:
+    """Train ``algo`` on ``env_id`` with deterministic evaluations on a separate env.
+
+    :param env_id: a gymnasium env id.
+    :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER``.
+    :param seed: seed of the model, the training envs and (offset by 10_000) the eval env.
+    :param steps: env steps to train for; None uses ``n_timesteps`` of the hyperparameter file.
+    :param sampler: sampler override for the algos that have one.
+    :param overrides: hyperparameter overrides, see :func:`load_hyperparams`.
+    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    :param eval_freq: evaluate every this many env steps; None evaluates about 20 times.
+    :param n_eval_episodes: episodes per evaluation.
+    :param eval_csv: where the learning curve is written, or None.
+    :param save_path: where the model is saved (``.zip``), or None.
+    :param tensorboard_log: TensorBoard folder, or None.
+    :param done_json: where the run summary is written last (the resume marker), or None.
+    :param progress_bar: show SB3's tqdm/rich progress bar.
+    :param verbose: SB3 verbosity; 1 also prints each evaluation.
+    :return: the run summary (also written to ``done_json``).
+    """
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+
+    params = load_hyperparams(algo, env_id, sampler=sampler, overrides=overrides)
+    steps = int(steps if steps is not None else params["n_timesteps"])
+    params["n_timesteps"] = steps
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    eval_freq = eval_freq or default_eval_freq(steps)
+    model = make_model(algo, env_id, params, seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
+    eval_env = Monitor(gym.make(env_id))
+    eval_env.reset(seed=seed + 10_000)
+    label = algo if sampler is None else f"{parse_algo(algo)[0].name}:{sampler}"
+    callback = EvalCurveCallback(
+        eval_env, eval_freq, n_eval_episodes, csv_path=eval_csv, run_info={"env": env_id, "algo": label, "seed": seed}, verbose=verbose
+    )
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=callback, progress_bar=progress_bar, tb_log_name=f"{label}_seed{seed}")
+    wall_clock = time.perf_counter() - start
+    final = callback.rows[-1]
+    summary = {
+        "env": env_id,
+        "algo": label,
+        "seed": seed,
+        "steps": steps,
+        "env_steps": int(model.num_timesteps),
+        "eval_freq": eval_freq,
+        "n_eval_episodes": n_eval_episodes,
+        "final_mean_return": final["mean_return"],
+        "final_std_return": final["std_return"],
+        "wall_clock_s": round(wall_clock, 3),
+        "eval_time_s": round(callback.eval_time, 3),
+        "env_steps_per_s": round(model.num_timesteps / max(callback.training_time, 1e-9), 1),
+        "device": str(model.device),
+        "hyperparams": _jsonable(params),
+    }
+    if save_path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
+        model.save(save_path)
+        summary["model"] = save_path
+    eval_env.close()
+    model.get_env().close()
+    if done_json is not None:
+        _write_json_atomic(done_json, summary)
+    return summary
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _write_json_atomic(path: str, data: Dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as file:
+        json.dump(data, file, indent=2)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (env, algo, seed) run of a compare, fully resolved (no defaults left to the child).
+
+    :param env_id: gymnasium env id.
+    :param algo: algo label, ``ALGO`` or ``ALGO:SAMPLER``.
+    :param seed: the seed.
+    :param steps: env steps.
+    :param eval_freq: env steps between evaluations.
+    :param n_eval_episodes: episodes per evaluation.
+    :param overrides: hyperparameter overrides.
+    """
+
+    env_id: str
+    algo: str
+    seed: int
+    steps: int
+    eval_freq: int
+    n_eval_episodes: int
+    overrides: Dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def name(self) -> str:
+        """Folder name of the run (file-system safe)."""
+        return f"{self.env_id.replace('/', '-')}__{self.algo.replace(':', '-')}__seed{self.seed}"
+
+    def config(self) -> Dict[str, Any]:
+        """What must match for a finished run to be reused on resume."""
+        return {
+            "env": self.env_id,
+            "algo": self.algo,
+            "seed": self.seed,
+            "steps": self.steps,
+            "eval_freq": self.eval_freq,
+            "n_eval_episodes": self.n_eval_episodes,
+            "overrides": _jsonable(self.overrides),
+        }
+
+
+def plan_runs(
+    envs: Sequence[str],
+    algos: Sequence[str],
+    seeds: Sequence[int],
+    steps: Optional[int] = None,
+    eval_freq: Optional[int] = None,
+    n_eval_episodes: int = 10,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> List[RunSpec]:
+    """Check every env and algo up front (a typo fails before anything trains) and list the runs.
+
+    :param envs: env ids.
+    :param algos: algo labels.
+    :param seeds: seeds.
+    :param steps: env steps per run; None uses each (algo, env)'s ``n_timesteps``.
+    :param eval_freq: env steps between evaluations; None evaluates about 20 times per run.
+    :param n_eval_episodes: episodes per evaluation.
+    :param overrides: hyperparameter overrides applied to every run.
+    :return: the runs, env-major then algo then seed.
+    """
+    import gymnasium as gym
+
+    if not envs or not algos or not seeds:
+        raise ValueError("compare needs at least one env, one algo and one seed")
+    for algo in algos:
+        parse_algo(algo)
+    specs = []
+    for env_id in envs:
+        check_env_id(env_id)
+        probe = gym.make(env_id)
+        action_space = probe.action_space
+        probe.close()
+        for algo in algos:
+            check_action_space(parse_algo(algo)[0], env_id, action_space)
+            run_steps = int(steps if steps is not None else load_hyperparams(algo, env_id, overrides=overrides)["n_timesteps"])
+            for seed in seeds:
+                specs.append(
+                    RunSpec(
+                        env_id,
+                        algo,
+                        int(seed),
+                        run_steps,
+                        int(eval_freq or default_eval_freq(run_steps)),
+                        int(n_eval_episodes),
+                        dict(overrides or {}),
+                    )
+                )
+    return specs
+
+
+def run_dir(results_dir: str, spec: RunSpec) -> str:
+    """:return: the folder of ``spec``'s files."""
+    return os.path.join(results_dir, "runs", spec.name)
+
+
+def read_done(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
+    """:return: the summary of ``spec`` if it finished with the same configuration, else None."""
+    path = os.path.join(run_dir(results_dir, spec), "done.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as file:
+        done = json.load(file)
+    config = spec.config()
+    stored = {key: done.get(key, {} if key == "overrides" else None) for key in config}
+    return done if stored == config else None
+
+
+def train_command(spec: RunSpec, results_dir: str, device: str = "auto", threads: Optional[int] = 1) -> List[str]:
+    """The command line that trains ``spec`` in a fresh Python process.
+
+    :param spec: the run.
+    :param results_dir: the compare's results folder.
+    :param device: the device of the run.
+    :param threads: torch threads of the run (None keeps torch's default).
+    :return: the argument list for ``subprocess``.
+    """
+    folder = run_dir(results_dir, spec)
+    command = [
+        sys.executable, "-m", "rl_diffcat.cli", "train", spec.env_id,
+        "--algo", spec.algo,
+        "--seed", str(spec.seed),
+        "--steps", str(spec.steps),
+        "--device", device,
+        "--eval-freq", str(spec.eval_freq),
+        "--eval-episodes", str(spec.n_eval_episodes),
+        "--eval-csv", os.path.join(folder, "eval.csv"),
+        "--save-path", os.path.join(folder, "model.zip"),
+        "--tensorboard-log", os.path.join(folder, "tb"),
+        "--done-json", os.path.join(folder, "done.json"),
+        "--no-progress",
+    ]  # fmt: skip
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    for key, value in spec.overrides.items():
+        command += ["--hyperparams", f"{key}={json.dumps(value)}"]
+    return command
+
+
+def _last_error_line(log_path: str) -> str:
+    try:
+        with open(log_path) as file:
+            lines = [line.strip() for line in file if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def run_compare(
+    specs: Sequence[RunSpec],
+    results_dir: str,
+    jobs: int = 1,
+    device: str = "auto",
+    threads: Optional[int] = 1,
+    log: Callable[[str], None] = print,
+) -> List[Dict[str, Any]]:
+    """Run every spec in its own subprocess (``jobs`` at a time), skipping the finished ones.
+
+    A run that crashes is reported (with the last line of its log) and the others go on.
+
+    :param specs: the runs, from :func:`plan_runs`.
+    :param results_dir: the results folder.
+    :param jobs: number of runs at a time.
+    :param device: the device of every run.
+    :param threads: torch threads per run (None keeps torch's default).
+    :param log: where progress lines go.
+    :return: one status dict per spec, in order: ``{"spec", "status" (done|skipped|failed), "summary", "log"}``.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    statuses: List[Optional[Dict[str, Any]]] = [None] * len(specs)
+    pending = []
+    for index, spec in enumerate(specs):
+        done = read_done(results_dir, spec)
+        log_path = os.path.join(run_dir(results_dir, spec), "log.txt")
+        if done is not None:
+            statuses[index] = {"spec": spec, "status": "skipped", "summary": done, "log": log_path}
+        else:
+            pending.append(index)
+    if len(pending) < len(specs):
+        log(f"resume: {len(specs) - len(pending)} of {len(specs)} runs already finished, skipping them")
+    lock = threading.Lock()
+    counter = {"started": 0, "finished": 0}
+
+    def run_one(index: int) -> None:
+        spec = specs[index]
+        folder = run_dir(results_dir, spec)
+        os.makedirs(folder, exist_ok=True)
+        log_path = os.path.join(folder, "log.txt")
+        with lock:
+            counter["started"] += 1
+            log(f"[{counter['started']}/{len(pending)}] start {spec.env_id} {spec.algo} seed {spec.seed} ({spec.steps} steps), log: {log_path}")
+        tic = time.perf_counter()
+        with open(log_path, "w") as log_file:
+            returncode = subprocess.call(
+                train_command(spec, results_dir, device, threads), stdout=log_file, stderr=subprocess.STDOUT
+            )
+        done = read_done(results_dir, spec) if returncode == 0 else None
+        elapsed = time.perf_counter() - tic
+        with lock:
+            counter["finished"] += 1
+            left = len(pending) - counter["finished"]
+            if done is not None:
+                statuses[index] = {"spec": spec, "status": "done", "summary": done, "log": log_path}
+                log(
+                    f"[{counter['finished']}/{len(pending)} done, {left} left] {spec.env_id} {spec.algo} seed {spec.seed}: "
+                    f"final return {done['final_mean_return']:.1f}, {elapsed:.0f} s, {done['env_steps_per_s']:.0f} env-steps/s"
+                )
+            else:
+                statuses[index] = {"spec": spec, "status": "failed", "summary": None, "log": log_path}
+                log(
+                    f"[{counter['finished']}/{len(pending)} done, {left} left] FAILED {spec.env_id} {spec.algo} seed {spec.seed} "
+                    f"(exit code {returncode}): {_last_error_line(log_path)} -- see {log_path}"
+                )
+
+    if jobs == 1:
+        for index in pending:
+            run_one(index)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(run_one, pending))
+    return [status for status in statuses if status is not None]

@@ -1,0 +1,186 @@
+"""``rl-diffcat``: train one agent, or compare agents over envs and seeds.
+
+Examples::
+
+    rl-diffcat train CartPole-v1 --algo diffcat-sac --sampler redge --steps 50000 --seed 0
+    rl-diffcat compare --preset quick
+    rl-diffcat compare --envs CartPole-v1 Acrobot-v1 --algos ppo diffcat-sac --seeds 5 --steps 50000 --jobs 2
+
+Heavy imports (torch, stable-baselines3, the agents) happen inside the commands, so ``--help``
+is fast and this module imports even when an optional agent is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from rl_diffcat.benchmark.algos import ALGOS
+from rl_diffcat.benchmark.presets import COMPARE_DEFAULTS, PRESETS
+
+
+def _parse_overrides(items: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """``["learning_rate=1e-3", "policy_kwargs.net_arch=[64, 64]"]`` -> dict (values parsed as YAML)."""
+    overrides: Dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--hyperparams expects KEY=VALUE items (e.g. learning_rate=1e-3), got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _split_list(values: Optional[Sequence[str]]) -> Optional[List[str]]:
+    """Accept both ``--algos a b`` and ``--algos a,b``."""
+    if values is None:
+        return None
+    return [part for value in values for part in value.split(",") if part]
+
+
+def _algo_help() -> str:
+    lines = [f"{name}: {spec.description}" for name, spec in ALGOS.items()]
+    return "; ".join(lines) + ". ALGO:SAMPLER (e.g. diffcat-sac:gumbel_softmax) picks the sampler."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """:return: the ``rl-diffcat`` argument parser."""
+    parser = argparse.ArgumentParser(prog="rl-diffcat", description="Discrete-action RL with pathwise gradients through ReDGE.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
+    common.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: steps/20)")
+    common.add_argument("--eval-episodes", type=int, default=None, help="deterministic episodes per evaluation (default 10)")
+    common.add_argument("--hyperparams", nargs="+", action="extend", metavar="KEY=VALUE", help="override hyperparameters of the yml files")
+    common.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    train = commands.add_parser("train", parents=[common], help="train one agent on one env", description=_algo_help())
+    train.add_argument("env_id", help="gymnasium env id, e.g. CartPole-v1")
+    train.add_argument("--algo", required=True, help=f"one of {', '.join(ALGOS)} (optionally ALGO:SAMPLER)")
+    train.add_argument("--sampler", default=None, help="sampler of diffcat-sac/ppo-diffcat (redge, gumbel_softmax, ...)")
+    train.add_argument("--steps", type=int, default=None, help="env steps (default: n_timesteps of the hyperparameter file)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--save-path", default=None, help="model .zip (default models/<env>_<algo>_seed<seed>.zip)")
+    train.add_argument("--tensorboard-log", default="runs", help="TensorBoard folder (default runs/)")
+    train.add_argument("--eval-csv", default=None, help="write the evaluation curve to this CSV")
+    train.add_argument("--done-json", default=None, help="write the run summary here when training finished")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (1 also prints every evaluation)")
+
+    compare = commands.add_parser(
+        "compare", parents=[common], help="train every (env, algo, seed) in its own process and aggregate", description=_algo_help()
+    )
+    compare.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named configuration; other flags override it")
+    compare.add_argument("--envs", nargs="+", default=None, help=f"env ids (default {COMPARE_DEFAULTS['envs']})")
+    compare.add_argument("--algos", nargs="+", default=None, help=f"algo labels among {', '.join(ALGOS)} (ALGO:SAMPLER allowed)")
+    compare.add_argument("--seeds", type=int, default=None, help="number of seeds: runs seeds 0..N-1 (default 3)")
+    compare.add_argument("--steps", type=int, default=None, help="env steps per run (default: n_timesteps of the yml files)")
+    compare.add_argument("--results", default=None, help="results folder (default results/<preset> or results/compare)")
+    compare.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from rl_diffcat.benchmark.runner import train_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    label = args.algo if args.sampler is None else f"{args.algo.partition(':')[0]}:{args.sampler}"
+    save_path = args.save_path or f"models/{args.env_id.replace('/', '-')}_{label.replace(':', '-')}_seed{args.seed}.zip"
+    summary = train_run(
+        args.env_id,
+        args.algo,
+        seed=args.seed,
+        steps=args.steps,
+        sampler=args.sampler,
+        overrides=_parse_overrides(args.hyperparams),
+        device=args.device,
+        eval_freq=args.eval_freq,
+        n_eval_episodes=args.eval_episodes or 10,
+        eval_csv=args.eval_csv,
+        save_path=save_path,
+        tensorboard_log=args.tensorboard_log,
+        done_json=args.done_json,
+        progress_bar=not args.no_progress,
+        verbose=args.verbose,
+    )
+    print(
+        f"{summary['algo']} on {summary['env']} (seed {summary['seed']}, {summary['env_steps']} env steps, device {summary['device']}): "
+        f"final evaluation {summary['final_mean_return']:.2f} +/- {summary['final_std_return']:.2f} "
+        f"over {summary['n_eval_episodes']} deterministic episodes"
+    )
+    print(f"wall-clock {summary['wall_clock_s']:.1f} s, {summary['env_steps_per_s']:.0f} env-steps/s (training only)")
+    print(f"model saved to {save_path}; TensorBoard logs in {args.tensorboard_log}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from rl_diffcat.benchmark.report import write_results
+    from rl_diffcat.benchmark.runner import plan_runs, run_compare
+
+    config = dict(COMPARE_DEFAULTS)
+    if args.preset:
+        config.update(PRESETS[args.preset])
+        config["results"] = PRESETS[args.preset].get("results", f"results/{args.preset}")
+    given = {
+        "envs": _split_list(args.envs),
+        "algos": _split_list(args.algos),
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "eval_freq": args.eval_freq,
+        "eval_episodes": args.eval_episodes,
+        "results": args.results,
+    }
+    config.update({key: value for key, value in given.items() if value is not None})
+    if config["seeds"] < 1:
+        raise ValueError(f"--seeds must be >= 1, got {config['seeds']}")
+    specs = plan_runs(
+        config["envs"],
+        config["algos"],
+        range(config["seeds"]),
+        steps=config["steps"],
+        eval_freq=config["eval_freq"],
+        n_eval_episodes=config["eval_episodes"],
+        overrides=_parse_overrides(args.hyperparams),
+    )
+    print(
+        f"compare: {len(specs)} runs ({len(config['envs'])} envs x {len(config['algos'])} algos x {config['seeds']} seeds), "
+        f"{args.jobs} at a time, results in {config['results']}",
+        flush=True,
+    )
+    tic = time.perf_counter()
+    statuses = run_compare(
+        specs, config["results"], jobs=args.jobs, device=args.device, threads=args.threads or 1, log=lambda line: print(line, flush=True)
+    )
+    written = write_results(statuses, config["results"])
+    failed = [status for status in statuses if status["status"] == "failed"]
+    print(f"compare finished in {time.perf_counter() - tic:.0f} s: {len(statuses) - len(failed)} runs ok, {len(failed)} failed")
+    for kind in ("markdown", "csv", "png"):
+        for path in written[kind]:
+            print(f"  wrote {path}")
+    return 1 if failed else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``rl-diffcat`` console script.
+
+    :param argv: arguments (default: ``sys.argv[1:]``).
+    :return: the exit code: 0 on success, 1 when a compare run failed, 2 on a usage error.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _train(args) if args.command == "train" else _compare(args)
+    except ValueError as error:
+        print(f"rl-diffcat {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
