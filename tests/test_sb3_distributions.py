@@ -196,3 +196,14 @@ def test_invalid_sampler_name_lists_the_valid_ones(cls, arg):
 def test_invalid_knob_raises():
     with pytest.raises(ValueError, match="t_1"):
         DiffusionCategoricalDistribution(3, t_1=1.5)
+
+
+def test_masked_entropy_and_log_prob_have_finite_gradients(space, logits):
+    """MaskablePPO differentiates the entropy bonus: masked (-inf) logits must not leak NaN."""
+    logits = logits.clone().requires_grad_(True)
+    mask = th.ones(logits.shape, dtype=th.bool)
+    mask[:, -1] = False  # the last action of the last factor is invalid
+    dist = make_diffcat_distribution(space).proba_distribution(logits, action_masks=mask)
+    (dist.entropy() + dist.log_prob(dist.sample())).sum().backward()
+    assert th.isfinite(logits.grad).all()
+    assert th.all(logits.grad[:, -1] == 0)
