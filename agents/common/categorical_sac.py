@@ -1,0 +1,295 @@
+"""What both categorical SAC agents share: hyperparameter checks, temperature tuning, the twin-critic
+TD update, target-network averaging, logging and saving. Each agent only writes its losses
+(``_train_step``)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from torch.nn import functional as F
+
+from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
+from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
+from rl_diffcat.distributions import indices_to_one_hot
+
+TWIN_Q_REDUCTIONS = ("min", "mean")
+
+
+def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0."""
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+class CategoricalSAC(OffPolicyAlgorithm):
+    """Soft actor-critic for factored categorical action spaces (base class, not used directly).
+
+    The temperature ``alpha`` (``ent_coef``) is tuned toward a target entropy given as a fraction of
+    the maximum entropy ``sum_i log K_i``, and ``log(alpha)`` is clipped to ``ent_coef_bounds`` after
+    every step: with a target the policy cannot reach, discrete SAC's ``alpha`` otherwise grows
+    without limit until the entropy bonus swamps the rewards.
+
+    :param policy: policy class or alias (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``).
+    :param env: environment or its registered id.
+    :param learning_rate: Adam learning rate of actor, critic and temperature (or a schedule).
+    :param buffer_size: replay buffer size.
+    :param learning_starts: environment steps with uniform-random actions before learning.
+    :param batch_size: minibatch size.
+    :param tau: Polyak coefficient of the target critics.
+    :param gamma: discount factor.
+    :param train_freq: update every ``train_freq`` steps (or ``(n, "episode")``).
+    :param gradient_steps: gradient steps per update (-1: as many as environment steps).
+    :param replay_buffer_class: replay buffer class (default ``ReplayBuffer``).
+    :param replay_buffer_kwargs: replay buffer keyword arguments.
+    :param optimize_memory_usage: memory-efficient replay buffer.
+    :param n_steps: n-step returns in the replay buffer (SB3's ``NStepReplayBuffer``).
+    :param ent_coef: ``"auto"`` (tuned, starting at 1), ``"auto_<init>"`` or a fixed float.
+    :param target_entropy_scale: target entropy as a fraction in (0, 1] of ``sum_i log K_i``.
+    :param ent_coef_bounds: ``(min, max)`` of the tuned ``alpha``.
+    :param twin_q: combine the twin critics by ``"min"`` (clipped double Q) or ``"mean"``.
+    :param max_grad_norm: clip actor and critic gradient norms (``None``: no clipping).
+    :param target_update_interval: gradient steps between target updates.
+    :param stats_window_size: episodes averaged in the rollout logs.
+    :param tensorboard_log: TensorBoard log folder (``None``: no logging).
+    :param policy_kwargs: policy keyword arguments (``net_arch``, ``n_critics``, ...).
+    :param verbose: 0 silent, 1 info, 2 debug.
+    :param seed: random seed.
+    :param device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    :param _init_setup_model: build the networks now.
+    """
+
+    policy: CategoricalSACPolicy
+    actor: CategoricalActor
+    critic: TwinCritic
+    critic_target: TwinCritic
+    supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = FACTORED_SPACES
+
+    def __init__(
+        self,
+        policy: Union[str, Type[CategoricalSACPolicy]],
+        env: Union[GymEnv, str],
+        learning_rate: Union[float, Schedule] = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: Union[int, Tuple[int, str]] = 1,
+        gradient_steps: int = 1,
+        replay_buffer_class: Optional[Type[ReplayBuffer]] = None,
+        replay_buffer_kwargs: Optional[Dict[str, Any]] = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: Union[str, float] = "auto",
+        target_entropy_scale: float = 0.5,
+        ent_coef_bounds: Tuple[float, float] = (1e-4, 1.0),
+        twin_q: str = "min",
+        max_grad_norm: Optional[float] = None,
+        target_update_interval: int = 1,
+        stats_window_size: int = 100,
+        tensorboard_log: Optional[str] = None,
+        policy_kwargs: Optional[Dict[str, Any]] = None,
+        verbose: int = 0,
+        seed: Optional[int] = None,
+        device: Union[th.device, str] = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if not callable(learning_rate):
+            check_positive("learning_rate", learning_rate)
+        if isinstance(target_entropy_scale, bool) or not isinstance(target_entropy_scale, (int, float)) or not (
+            0.0 < target_entropy_scale <= 1.0
+        ):
+            raise ValueError(f"target_entropy_scale must be in (0, 1] (a fraction of the max entropy), got {target_entropy_scale!r}")
+        if not (0.0 < tau <= 1.0):
+            raise ValueError(f"tau (Polyak coefficient) must be in (0, 1], got {tau!r}")
+        if not (0.0 <= gamma <= 1.0):
+            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if twin_q not in TWIN_Q_REDUCTIONS:
+            raise ValueError(f"twin_q must be one of {TWIN_Q_REDUCTIONS}, got {twin_q!r}")
+        check_positive("max_grad_norm", max_grad_norm, allow_none=True)
+        low, high = ent_coef_bounds
+        check_positive("ent_coef_bounds[0]", low)
+        check_positive("ent_coef_bounds[1]", high)
+        if low >= high:
+            raise ValueError(f"ent_coef_bounds must be (min, max) with min < max, got {ent_coef_bounds!r}")
+        self._ent_coef_init = self._parse_ent_coef(ent_coef)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise=None,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=None,  # checked in _setup_model with a helpful ValueError
+            support_multi_env=True,
+        )
+        self.ent_coef = ent_coef
+        self.target_entropy_scale = float(target_entropy_scale)
+        self.ent_coef_bounds = (float(low), float(high))
+        self.twin_q = twin_q
+        self.max_grad_norm = max_grad_norm
+        self.target_update_interval = target_update_interval
+        self.target_entropy: float = 0.0
+        self.log_ent_coef: Optional[th.Tensor] = None
+        self.ent_coef_optimizer: Optional[th.optim.Adam] = None
+        if _init_setup_model:
+            self._setup_model()
+
+    @staticmethod
+    def _parse_ent_coef(ent_coef: Union[str, float]) -> Tuple[bool, float]:
+        """``"auto"``/``"auto_<init>"``/float -> ``(tuned, initial value)``."""
+        if isinstance(ent_coef, str):
+            value = 1.0 if ent_coef == "auto" else float("nan")
+            if ent_coef.startswith("auto_"):
+                try:
+                    value = float(ent_coef[len("auto_") :])
+                except ValueError:
+                    pass
+            if not value > 0:
+                raise ValueError(f"ent_coef must be 'auto', 'auto_<initial value > 0>' or a float > 0, got {ent_coef!r}")
+            return True, value
+        check_positive("ent_coef", ent_coef)
+        return False, float(ent_coef)
+
+    # -- setup --------------------------------------------------------------------------------
+    def _setup_model(self) -> None:
+        check_action_space(self.action_space, type(self).__name__, self.supported_action_spaces)
+        super()._setup_model()
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+        self.action_dims = action_dims(self.action_space)
+        self.max_entropy = float(sum(math.log(k) for k in self.action_dims))
+        self.target_entropy = self.target_entropy_scale * self.max_entropy
+        tuned, init = self._parse_ent_coef(self.ent_coef)
+        low, high = self.ent_coef_bounds
+        log_init = math.log(min(max(init, low), high)) if tuned else math.log(init)
+        if tuned:
+            self.log_ent_coef = th.tensor([log_init], device=self.device).requires_grad_(True)
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        else:
+            self.log_ent_coef = None
+            self.ent_coef_optimizer = None
+            self.ent_coef_tensor = th.tensor(init, device=self.device)
+
+    @property
+    def current_ent_coef(self) -> th.Tensor:
+        """The temperature ``alpha`` as a detached scalar tensor."""
+        if self.log_ent_coef is None:
+            return self.ent_coef_tensor
+        return self.log_ent_coef.detach().exp().squeeze()
+
+    # -- shared pieces of the update ----------------------------------------------------------
+    def buffer_one_hot(self, actions: th.Tensor) -> th.Tensor:
+        """Replay-buffer actions (indices per factor, as SB3 stores them) -> concatenated one-hots."""
+        return indices_to_one_hot(actions.reshape(actions.shape[0], -1).long(), self.action_dims)
+
+    def reduce_twin(self, q_values: Tuple[th.Tensor, ...]) -> th.Tensor:
+        """Combine the critics' estimates by ``twin_q`` (min = clipped double Q, or mean)."""
+        stacked = th.stack(q_values, dim=0)
+        return stacked.min(dim=0).values if self.twin_q == "min" else stacked.mean(dim=0)
+
+    def optimizer_step(self, optimizer: th.optim.Optimizer, loss: th.Tensor) -> None:
+        """``zero_grad``, backward, optional gradient-norm clipping, step."""
+        optimizer.zero_grad()
+        loss.backward()
+        if self.max_grad_norm is not None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            th.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        optimizer.step()
+
+    def critic_update(self, current_q: Tuple[th.Tensor, ...], target_q: th.Tensor) -> float:
+        """TD step of every critic toward ``target_q``: ``L = 1/2 sum_i MSE(Q_i, y)``."""
+        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+        self.optimizer_step(self.critic.optimizer, critic_loss)
+        return critic_loss.item()
+
+    def ent_coef_update(self, entropy: float) -> None:
+        """Move ``alpha`` toward the target entropy, then clip it to ``ent_coef_bounds``.
+
+            L(log alpha) = log alpha * (H(pi) - H_target)
+        i.e. ``alpha`` grows while the policy is less random than the target and shrinks otherwise.
+        """
+        if self.log_ent_coef is None or self.ent_coef_optimizer is None:
+            return
+        ent_coef_loss = (self.log_ent_coef * (entropy - self.target_entropy)).sum()
+        self.ent_coef_optimizer.zero_grad()
+        ent_coef_loss.backward()
+        self.ent_coef_optimizer.step()
+        low, high = self.ent_coef_bounds
+        with th.no_grad():
+            self.log_ent_coef.clamp_(math.log(low), math.log(high))
+
+    def _train_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor) -> Dict[str, float]:
+        """One critic + actor update; return the logged values (with ``entropy``).
+
+        :param replay_data: minibatch from the replay buffer.
+        :param discounts: ``gamma`` (or per-sample ``gamma^n`` with n-step returns).
+        :param alpha: the current temperature (detached).
+        """
+        raise NotImplementedError
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.policy.set_training_mode(True)
+        optimizers: List[th.optim.Optimizer] = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        logs: Dict[str, List[float]] = defaultdict(list)
+        for gradient_step in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            alpha = self.current_ent_coef
+            step_logs = self._train_step(replay_data, discounts, alpha)
+            self.ent_coef_update(step_logs["entropy"])
+            step_logs["ent_coef"] = alpha.item()
+            for key, value in step_logs.items():
+                logs[key].append(value)
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    # -- saving -------------------------------------------------------------------------------
+    def _excluded_save_params(self) -> List[str]:
+        return super()._excluded_save_params() + ["actor", "critic", "critic_target"]
+
+    def _get_torch_save_params(self) -> Tuple[List[str], List[str]]:
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
+        if self.ent_coef_optimizer is not None:
+            return state_dicts + ["ent_coef_optimizer"], ["log_ent_coef"]
+        return state_dicts, ["ent_coef_tensor"]

@@ -1,0 +1,205 @@
+"""Agents: SB3 conventions, spaces, samplers, the pathwise actor gradient and input errors.
+
+Short runs only (the learning checks are in ``test_agents_learning.py``, marked slow)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
+
+from conftest import requires_cuda
+from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
+from rl_diffcat.samplers import SAMPLERS
+
+SMALL = dict(learning_starts=50, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[16, 16]))
+
+
+class FactoredEnv(gym.Env):
+    """Tiny task for any observation/action space: reward = fraction of factors equal to the
+    target the observation encodes (``obs`` of the first factor > 0.5 means "pick the last action")."""
+
+    def __init__(self, action_space: spaces.Space, obs_kind: str = "vector") -> None:
+        self.action_space = action_space
+        self.n_factors = int(np.prod(action_space.shape)) if action_space.shape else 1
+        vector = spaces.Box(0.0, 1.0, shape=(4,), dtype=np.float32)
+        image = spaces.Box(0, 255, shape=(36, 36, 1), dtype=np.uint8)
+        self.obs_kind = obs_kind
+        self.observation_space = {
+            "vector": vector,
+            "image": image,
+            "dict": spaces.Dict({"vec": vector, "img": image}),
+        }[obs_kind]
+        self._t = 0
+
+    def _obs(self):
+        self._bit = self.np_random.integers(2)
+        vec = np.full(4, float(self._bit), dtype=np.float32)
+        img = np.full((36, 36, 1), 255 * self._bit, dtype=np.uint8)
+        return {"vector": vec, "image": img, "dict": {"vec": vec, "img": img}}[self.obs_kind]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        action = np.asarray(action).reshape(-1)
+        reward = float(np.mean(action == self._bit))
+        self._t += 1
+        return self._obs(), reward, False, self._t >= 10, {}
+
+
+ACTION_SPACES = {
+    "discrete": spaces.Discrete(3),
+    "multidiscrete": spaces.MultiDiscrete([2, 3, 4]),
+    "multibinary": spaces.MultiBinary(5),
+}
+
+
+@pytest.mark.parametrize("space", list(ACTION_SPACES))
+def test_diffcat_sac_action_spaces(space):
+    env = FactoredEnv(ACTION_SPACES[space])
+    model = DiffCatSAC("MlpPolicy", env, seed=0, **SMALL).learn(150)
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert env.action_space.contains(np.asarray(action, dtype=env.action_space.dtype))
+    # deterministic = argmax of every factor's logits
+    logits = model.actor.logits(model.policy.obs_to_tensor(obs)[0])[0]
+    expected = [part.argmax().item() for part in th.split(logits, model.actor.action_dims)]
+    assert np.asarray(action).reshape(-1).tolist() == expected
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+@pytest.mark.parametrize("obs_kind,policy", [("image", "CnnPolicy"), ("dict", "MultiInputPolicy")])
+def test_image_and_dict_observations(algo, obs_kind, policy):
+    model = algo(policy, FactoredEnv(spaces.Discrete(2), obs_kind), seed=0, **dict(SMALL, buffer_size=200))
+    model.learn(80)
+    obs = model.env.reset()
+    assert model.predict(obs, deterministic=True)[0].shape == (1,)
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_vec_env_logger_and_evaluate(algo, tmp_path):
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = algo("MlpPolicy", env, seed=0, **SMALL)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(200, log_interval=1)
+    logged = open(tmp_path / "progress.csv").readline().strip().split(",")
+    for key in ["train/actor_loss", "train/critic_loss", "train/ent_coef", "train/entropy", "train/q_mean"]:
+        assert key in logged, key
+    mean_return, _ = evaluate_policy(model, env, n_eval_episodes=2)
+    assert mean_return > 0
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_seeded_runs_are_reproducible(algo):
+    def run():
+        model = algo("MlpPolicy", "CartPole-v1", seed=3, **SMALL).learn(120)
+        return th.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+    assert th.equal(run(), run())
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_trains_without_nan(sampler):
+    model = DiffCatSAC(
+        "MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), sampler=sampler,
+        sampler_kwargs=dict(n_steps=4, t_1=0.4, tau=0.7), seed=0, **SMALL,
+    ).learn(300)
+    for p in model.policy.parameters():
+        assert th.isfinite(p).all()
+    assert np.isfinite(model.logger.name_to_value.get("train/actor_loss", 0.0))
+
+
+@pytest.mark.parametrize("sampler", ["redge", "straight_through"])
+def test_actor_gradient_flows_through_the_sampled_action(sampler):
+    """With alpha = 0 the actor loss is -min_i Q_i(s, a~): it has a gradient only through a~."""
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), sampler=sampler, seed=0, **SMALL)
+    model.learn(100)
+    data = model.replay_buffer.sample(32)
+    for p in model.actor.parameters():
+        p.grad = None
+    model._train_step(data, model.gamma, th.tensor(0.0))
+    grad_norm = sum(p.grad.abs().sum() for p in model.actor.parameters() if p.grad is not None)
+    assert grad_norm > 0
+
+
+def test_exact_target_option():
+    model = DiffCatSAC("MlpPolicy", "CartPole-v1", exact_target=True, seed=0, **SMALL).learn(100)
+    assert model.exact_target
+    with pytest.raises(ValueError, match="exact_target"):
+        DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiBinary(3)), exact_target=True, **SMALL)
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_temperature_stays_within_bounds(algo):
+    # An unreachable target (the max entropy) drives alpha up; it must stop at the bound.
+    model = algo(
+        "MlpPolicy", "CartPole-v1", target_entropy_scale=1.0, ent_coef="auto_0.5", ent_coef_bounds=(1e-3, 0.6),
+        learning_rate=0.05, seed=0, **{k: v for k, v in SMALL.items() if k != "learning_rate"},
+    ).learn(200)
+    assert 1e-3 - 1e-9 <= model.current_ent_coef.item() <= 0.6 + 1e-6
+    assert model.target_entropy == pytest.approx(np.log(2))
+
+
+def test_fixed_temperature():
+    model = DiffCatSAC("MlpPolicy", "CartPole-v1", ent_coef=0.05, seed=0, **SMALL).learn(100)
+    assert model.log_ent_coef is None and model.current_ent_coef.item() == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_box_action_space_points_to_sac(algo):
+    with pytest.raises(ValueError, match="stable_baselines3.SAC"):
+        algo("MlpPolicy", "Pendulum-v1")
+
+
+@pytest.mark.parametrize("space", ["multidiscrete", "multibinary"])
+def test_discrete_sac_points_to_diffcat_sac(space):
+    with pytest.raises(ValueError, match="DiffCatSAC"):
+        DiscreteSAC("MlpPolicy", FactoredEnv(ACTION_SPACES[space]))
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+@pytest.mark.parametrize(
+    "kwargs,argument",
+    [
+        (dict(learning_rate=-1e-3), "learning_rate"),
+        (dict(target_entropy_scale=0.0), "target_entropy_scale"),
+        (dict(target_entropy_scale=1.5), "target_entropy_scale"),
+        (dict(ent_coef=-0.1), "ent_coef"),
+        (dict(ent_coef="autox"), "ent_coef"),
+        (dict(ent_coef_bounds=(1.0, 0.1)), "ent_coef_bounds"),
+        (dict(twin_q="max"), "twin_q"),
+        (dict(tau=0.0), "tau"),
+        (dict(policy_kwargs=dict(n_critics=0)), "n_critics"),
+    ],
+)
+def test_bad_hyperparameters_name_the_argument(algo, kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        algo("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,argument",
+    [
+        (dict(sampler="gumbel"), "sampler"),
+        (dict(sampler_kwargs=dict(n_steps=1)), "n_steps"),
+        (dict(sampler_kwargs=dict(t_1=1.5)), "t_1"),
+        (dict(sampler_kwargs=dict(steps=3)), "sampler_kwargs"),
+    ],
+)
+def test_bad_sampler_settings(kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        DiffCatSAC("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+@requires_cuda
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_smoke_on_cuda(algo):
+    model = algo("MlpPolicy", "CartPole-v1", device="cuda", seed=0, **SMALL).learn(150)
+    assert model.actor.logits_net.weight.is_cuda
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
