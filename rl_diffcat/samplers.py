@@ -37,6 +37,8 @@ import torch
 from torch import Tensor
 
 _VALIDATE_DEFAULT = True
+_FAST_PATH = "auto"
+FAST_PATH_MODES = ("auto", "off", "eager", "compiled")
 
 
 def set_validation(enabled: bool) -> None:
@@ -53,6 +55,26 @@ def set_validation(enabled: bool) -> None:
 def validation_enabled() -> bool:
     """:return: whether samplers validate their inputs by default."""
     return _VALIDATE_DEFAULT
+
+
+def set_fast_path(mode: str) -> None:
+    """Choose how :func:`redge` runs its DDIM chain (see :mod:`rl_diffcat.fused`).
+
+    :param mode: ``"auto"`` (default: the compiled fused chain on CUDA, the eager reference on CPU),
+        ``"off"`` (always the reference), ``"eager"`` (fused hand-written backward, not compiled) or
+        ``"compiled"`` (fused and ``torch.compile``d on every device).
+    """
+    global _FAST_PATH
+    if mode not in FAST_PATH_MODES:
+        raise ValueError(f"fast path mode must be one of {FAST_PATH_MODES}, got {mode!r}")
+    _FAST_PATH = mode
+
+
+def _fused_mode(device: torch.device) -> Optional[str]:
+    """Which fused variant to use on ``device`` (``None``: the autograd reference)."""
+    if _FAST_PATH == "auto":
+        return "compiled" if device.type == "cuda" else None
+    return None if _FAST_PATH == "off" else _FAST_PATH
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +253,13 @@ def _redge_family(
         x_start, mean = probs + var.sqrt() * eps, probs
     else:
         x_start, mean, var = eps, None, None
-    soft, final_logits = redge_denoise(masked, x_start, n_steps, t_1, mean, var)
+    fused = _fused_mode(masked.device) if not variance_matched and reinmax_tau is None else None
+    if fused is not None:
+        from rl_diffcat.fused import redge_soft_fused
+
+        soft = redge_soft_fused(masked, x_start, n_steps, t_1, compiled=fused == "compiled")
+    else:
+        soft, final_logits = redge_denoise(masked, x_start, n_steps, t_1, mean, var)
     if not hard:
         return soft.to(logits.dtype)
     one_hot = sample_one_hot(soft, generator)
