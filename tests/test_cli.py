@@ -1,0 +1,141 @@
+"""The rl-diffcat command line: train, compare (results files, crash isolation, resume) and its errors.
+
+Budgets are tiny (a few hundred steps): these tests check the plumbing, not learning.
+"""
+
+import json
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from rl_diffcat.benchmark.algos import ALGOS, load_hyperparams, parse_algo
+from rl_diffcat.benchmark.report import write_results
+from rl_diffcat.benchmark.runner import RunSpec, plan_runs, run_compare, run_dir
+from rl_diffcat.cli import main
+
+ENV = "CartPole-v1"
+# Let the off-policy agents do a few gradient steps inside a 300-step budget.
+SMOKE_OVERRIDES = {
+    "diffcat-sac": ["learning_starts=100", "batch_size=32"],
+    "discrete-sac": ["learning_starts=100", "batch_size=32"],
+}
+
+
+def _available(algo: str) -> bool:
+    try:
+        parse_algo(algo)[0].load_class()
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+# Every registered algo is covered as soon as its class can be imported.
+ALGO_PARAMS = [
+    pytest.param(algo, marks=pytest.mark.skipif(not _available(algo), reason=f"{algo} is not implemented yet"))
+    for algo in ALGOS
+]
+# The compare tests pay ~3 s of imports per run (one process each): two algos keep them short,
+# the train test above covers every algo in-process.
+COMPARE_ALGOS = [algo for algo in ("ppo", "diffcat-sac") if _available(algo)]
+
+
+@pytest.mark.parametrize("algo", ALGO_PARAMS)
+def test_train_saves_model_curve_and_prints_final_eval(algo, tmp_path, capsys):
+    paths = {name: str(tmp_path / name) for name in ("model.zip", "eval.csv", "done.json", "tb")}
+    argv = ["train", ENV, "--algo", algo, "--steps", "300", "--seed", "1", "--device", "cpu", "--threads", "1"]
+    argv += ["--eval-freq", "150", "--eval-episodes", "2", "--no-progress", "--save-path", paths["model.zip"]]
+    argv += ["--eval-csv", paths["eval.csv"], "--done-json", paths["done.json"], "--tensorboard-log", paths["tb"]]
+    if algo in SMOKE_OVERRIDES:
+        argv += ["--hyperparams", *SMOKE_OVERRIDES[algo]]
+    assert main(argv) == 0
+    assert "final evaluation" in capsys.readouterr().out
+    curve = pd.read_csv(paths["eval.csv"])
+    assert list(curve.columns) == ["env", "algo", "seed", "step", "mean_return", "std_return", "wall_clock"]
+    assert curve["step"].iloc[0] == 0 and curve["step"].iloc[-1] >= 300 and curve["step"].is_monotonic_increasing
+    assert (curve["algo"] == algo).all() and (curve["seed"] == 1).all()
+    done = json.loads(open(paths["done.json"]).read())
+    assert done["final_mean_return"] == curve["mean_return"].iloc[-1] and done["env_steps_per_s"] > 0
+    assert os.listdir(paths["tb"]), "no TensorBoard run was written"
+    model = ALGOS[algo].load_class().load(paths["model.zip"], device="cpu")
+    assert model.num_timesteps >= 300
+
+
+@pytest.fixture(scope="module")
+def compare_dir(tmp_path_factory):
+    """One compare of two algos x 2 seeds, 2 runs at a time, through the CLI."""
+    results = str(tmp_path_factory.mktemp("compare") / "results")
+    argv = ["compare", "--envs", ENV, "--algos", ",".join(COMPARE_ALGOS), "--seeds", "2", "--steps", "300"]
+    argv += ["--eval-freq", "150", "--eval-episodes", "2", "--jobs", "2", "--device", "cpu", "--results", results]
+    assert main(argv) == 0
+    return results, argv
+
+
+def test_compare_writes_csv_png_and_table_with_every_run(compare_dir):
+    results, _ = compare_dir
+    curves = pd.read_csv(os.path.join(results, "eval_curves.csv"))
+    expected = {(algo, seed) for algo in COMPARE_ALGOS for seed in (0, 1)}
+    assert set(zip(curves["algo"], curves["seed"])) == expected
+    assert (curves.groupby(["algo", "seed"])["step"].min() == 0).all()
+    runs = pd.read_csv(os.path.join(results, "runs.csv"))
+    assert set(zip(runs["algo"], runs["seed"])) == expected and (runs["status"] == "done").all()
+    assert (runs["wall_clock_s"] > 0).all() and (runs["env_steps_per_s"] > 0).all()
+    png = os.path.join(results, f"learning_curves_{ENV}.png")
+    with open(png, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    table = open(os.path.join(results, "summary.md")).read()
+    for algo in COMPARE_ALGOS:
+        assert sum(line.startswith(f"| {algo} | {seed} | done |") for line in table.splitlines() for seed in (0, 1)) == 2
+        assert f"| {algo} | 2 | 300 |" in table  # the aggregate row with the IQM
+
+
+def test_compare_resume_skips_finished_runs(compare_dir, capsys):
+    results, argv = compare_dir
+    markers = [os.path.join(results, "runs", name, "done.json") for name in os.listdir(os.path.join(results, "runs"))]
+    before = {path: os.stat(path).st_mtime_ns for path in markers}
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{len(markers)} of {len(markers)} runs already finished" in out and "start" not in out
+    assert {path: os.stat(path).st_mtime_ns for path in markers} == before
+
+
+def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys):
+    results = str(tmp_path / "results")
+    shutil.copytree(compare_dir[0], results)
+    finished = plan_runs([ENV], ["ppo"], [0, 1], steps=300, eval_freq=150, n_eval_episodes=2)
+    broken = RunSpec(ENV, "ppo", 7, 300, 150, 2, overrides={"not_a_ppo_argument": 1})
+    statuses = run_compare(finished + [broken], results, device="cpu")
+    assert [status["status"] for status in statuses] == ["skipped", "skipped", "failed"]
+    assert "not_a_ppo_argument" in capsys.readouterr().out  # the error line is shown to the user
+    assert not os.path.exists(os.path.join(run_dir(results, broken), "done.json"))
+    write_results(statuses, results)
+    table = open(os.path.join(results, "summary.md")).read()
+    assert "| ppo | 7 | failed | n/a |" in table and "| ppo | 2 of 3 | 300 |" in table
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", ENV, "--algo", "sac"], "valid algos are: diffcat-sac, discrete-sac, ppo, ppo-diffcat"),
+        (["train", "CartPole-v9", "--algo", "ppo"], "Unknown env id 'CartPole-v9'; did you mean"),
+        (["train", ENV, "--algo", "ppo", "--sampler", "redge"], "only valid for"),
+        (["train", ENV, "--algo", "diffcat-sac", "--sampler", "nope"], "valid samplers are"),
+        (["compare", "--envs", "rl_diffcat/PolyProg-D4-v0", "--algos", "discrete-sac"], "discrete-sac supports only Discrete"),
+        (["compare", "--algos", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
+        (["train", ENV, "--algo", "ppo", "--hyperparams", "oops"], "KEY=VALUE"),
+    ],
+)
+def test_usage_errors_are_clear(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_hyperparams_files_have_defaults_and_env_entries():
+    for algo in ALGOS:
+        params = load_hyperparams(algo, ENV)
+        assert params["n_timesteps"] > 0 and "policy" in params
+    sac = load_hyperparams("diffcat-sac:gumbel_softmax", ENV, overrides={"sampler_kwargs.t_1": 0.3})
+    assert sac["sampler"] == "gumbel_softmax" and sac["sampler_kwargs"] == {"n_steps": 5, "t_1": 0.3}
+    assert load_hyperparams("ppo-diffcat", ENV, sampler="reinmax")["policy_kwargs"]["sampler"] == "reinmax"
+    assert load_hyperparams("ppo", "Acrobot-v1")["n_envs"] == 16  # env entry over default

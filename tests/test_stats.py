@@ -1,0 +1,91 @@
+"""IQM and stratified-bootstrap intervals against hand computation and exact enumeration."""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from rl_diffcat.benchmark.stats import bootstrap_ci, iqm, stratified_bootstrap
+
+
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ([1.0, 2.0, 3.0, 4.0], 2.5),  # drop 1 and 4
+        ([5.0, 1.0, 100.0, 2.0, 3.0], 10.0 / 3.0),  # drop 1 and 100: mean(2, 3, 5)
+        ([7.0], 7.0),
+        ([0.0, 10.0], 5.0),  # int(0.25 * 2) = 0: nothing dropped
+    ],
+)
+def test_iqm_hand_computed(scores, expected):
+    assert iqm(scores) == pytest.approx(expected)
+
+
+def test_iqm_matches_scipy_trim_mean_on_score_matrix():
+    scores = np.random.default_rng(0).normal(size=(7, 3))
+    assert iqm(scores) == pytest.approx(scipy.stats.trim_mean(scores, 0.25, axis=None))
+
+
+def _exact_bootstrap_iqm(scores):
+    """All n^n equally likely resamples of one task, enumerated."""
+    return np.array([iqm([scores[i] for i in index]) for index in itertools.product(range(len(scores)), repeat=len(scores))])
+
+
+def test_bootstrap_distribution_matches_exact_enumeration():
+    scores = [0.0, 1.0, 2.0, 10.0]  # 4^4 = 256 resamples
+    exact = _exact_bootstrap_iqm(scores)
+    sampled = stratified_bootstrap(scores, n_resamples=100_000, seed=1)
+    values = np.unique(exact)
+    exact_freq = np.array([(exact == v).mean() for v in values])
+    sampled_freq = np.array([np.isclose(sampled, v).mean() for v in values])
+    assert np.isclose(sampled, values[:, None]).any(axis=0).all(), "a bootstrap IQM is not a possible resample IQM"
+    # 100k draws: the standard error of each frequency is <= 0.0016.
+    np.testing.assert_allclose(sampled_freq, exact_freq, atol=0.01)
+
+
+def test_ci_hand_computed_two_point_case():
+    # Resamples of [0, 10]: (0,0)->0 w.p. 1/4, mixed->5 w.p. 1/2, (10,10)->10 w.p. 1/4.
+    # The 2.5% and 97.5% percentiles are therefore 0 and 10, and the estimate is 5.
+    estimate, low, high = bootstrap_ci([0.0, 10.0], "iqm", n_resamples=20_000, seed=0)
+    assert (estimate, low, high) == (5.0, 0.0, 10.0)
+
+
+def test_ci_contains_estimate_and_shrinks_with_more_runs():
+    rng = np.random.default_rng(3)
+    few, many = rng.normal(size=5), rng.normal(size=200)
+    est_few, low_few, high_few = bootstrap_ci(few)
+    est_many, low_many, high_many = bootstrap_ci(many)
+    assert low_few <= est_few <= high_few and low_many <= est_many <= high_many
+    assert high_many - low_many < high_few - low_few
+
+
+def test_stratified_bootstrap_keeps_runs_per_task():
+    # Task 0 always scores 0 and task 1 always 100: any stratified resample holds 3 of each, so the
+    # mean is exactly 50 every time (an unstratified bootstrap over the 6 values would vary).
+    scores = np.array([[0.0, 100.0]] * 3)
+    distribution = stratified_bootstrap(scores, statistic=lambda m: m.mean(axis=1), n_resamples=500, seed=0)
+    np.testing.assert_array_equal(distribution, 50.0)
+
+
+def test_mean_ci_is_reproducible_with_seed_and_matches_scipy():
+    scores = np.array([3.0, 8.0, 1.0, 9.0, 4.0, 7.0])
+    assert bootstrap_ci(scores, "mean", seed=5) == bootstrap_ci(scores, "mean", seed=5)
+    _, low, high = bootstrap_ci(scores, "mean", n_resamples=50_000, seed=5)
+    reference = scipy.stats.bootstrap((scores,), np.mean, n_resamples=50_000, method="percentile", random_state=0)
+    assert low == pytest.approx(reference.confidence_interval.low, abs=0.1)
+    assert high == pytest.approx(reference.confidence_interval.high, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: bootstrap_ci([1.0, np.nan]), "NaN"),
+        (lambda: bootstrap_ci([1.0], "median"), "Unknown statistic"),
+        (lambda: bootstrap_ci([1.0], confidence=1.5), "confidence"),
+        (lambda: iqm([]), "at least one"),
+    ],
+)
+def test_bad_input_raises_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
