@@ -25,6 +25,14 @@ def curve_with_band(curves: pd.DataFrame, confidence: float = 0.95, n_resamples:
     return pd.DataFrame(rows)
 
 
+def _format_steps(value: float, _position: int) -> str:
+    """Tick labels 0, 500, 10k, 1.5M."""
+    for threshold, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:g}{suffix}"
+    return f"{value:g}"
+
+
 def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Optional[str] = None) -> str:
     """Write one PNG with a line per algo (mean across seeds) and its 95% bootstrap band.
 
@@ -38,6 +46,7 @@ def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Op
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     env_curves = curves[curves["env"] == env_id]
     if env_curves.empty:
@@ -55,7 +64,7 @@ def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Op
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
     ax.grid(alpha=0.3)
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_format_steps))
     ax.legend(loc="best", fontsize=9, frameon=True)
     fig.tight_layout()
     fig.savefig(path)
