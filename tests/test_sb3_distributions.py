@@ -174,8 +174,14 @@ def test_sampler_knobs_are_stored():
 
 @pytest.mark.parametrize(
     "bad_space",
-    [spaces.Box(-1, 1, (3,)), spaces.Tuple([spaces.Discrete(2)]), spaces.MultiBinary([2, 3])],
-    ids=["Box", "Tuple", "MultiBinary2d"],
+    [
+        spaces.Box(-1, 1, (3,)),
+        spaces.Tuple([spaces.Discrete(2)]),
+        spaces.MultiBinary([2, 3]),
+        spaces.Discrete(3, start=1),
+        spaces.MultiDiscrete([[2, 3], [4, 5]]),
+    ],
+    ids=["Box", "Tuple", "MultiBinary2d", "DiscreteStart1", "MultiDiscrete2d"],
 )
 def test_unsupported_spaces_raise_value_error(bad_space):
     with pytest.raises(ValueError, match=type(bad_space).__name__):
