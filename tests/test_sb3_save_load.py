@@ -71,3 +71,15 @@ def test_save_load_in_a_fresh_process(tmp_path, make_env):
     loaded = np.load(tmp_path / "out.npz")
     np.testing.assert_array_equal(loaded["det_actions"], det_actions)
     np.testing.assert_array_equal(loaded["log_prob"], log_prob)
+
+
+def test_policy_save_load_keeps_sampler_knobs(tmp_path):
+    """``policy.save`` rebuilds the policy from ``_get_constructor_parameters``, knobs included."""
+    env = IdentityEnv(dim=5)
+    policy = PPO(DiffCatActorCriticPolicy, env, policy_kwargs=KNOBS, seed=0, device="cpu").policy
+    policy.save(tmp_path / "policy.pkl")
+    loaded = DiffCatActorCriticPolicy.load(tmp_path / "policy.pkl", device="cpu")
+    assert loaded.action_dist.sampler_kwargs == KNOBS
+    obs = th.arange(5)  # Discrete observations, one-hot encoded by the policy
+    with th.no_grad():
+        th.testing.assert_close(loaded.get_distribution(obs).entropy(), policy.get_distribution(obs).entropy())
