@@ -1,0 +1,83 @@
+"""Smoke tests of the benchmark scripts in examples/: each runs with ``--quick`` in a few seconds."""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_script(name: str):
+    """Import ``examples/<name>.py`` as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_estimator_benchmark_quick(tmp_path):
+    script = load_script("estimator_benchmark")
+    script.main(["--quick", "--out", str(tmp_path)])
+    grads = pd.read_csv(tmp_path / "gradient_quality.csv")
+    poly = pd.read_csv(tmp_path / "polynomial.csv")
+    assert {"gradient_quality.png", "polynomial.png"} <= {p.name for p in tmp_path.iterdir()}
+    # One row per setting; every sampler of the registry plus the score function is measured.
+    assert len(grads) == len(script.settings_grid(quick=True))
+    assert set(grads["sampler"]) == set(script.DEFAULT_KNOBS)
+    assert grads[["bias2_rel", "var_rel", "cosine"]].notna().all().all()
+    assert (grads["var_rel"] > 0).all() and (grads["cosine"].abs() <= 1 + 1e-9).all()
+    # The score function is unbiased: its bias² sits at the Monte-Carlo floor (var / N), far below
+    # straight-through's, which is biased on this nonlinear objective.
+    score = grads[grads["sampler"] == "score_function"]
+    straight = grads[grads["sampler"] == "straight_through"].iloc[0]
+    assert (score["bias2_rel"] < 5 * score["mc_floor"]).all()
+    assert (score["bias2_rel"] < straight["bias2_rel"]).all()
+    # Exact losses live between the optimum 0.45^2 and the worst 0.55^2; the exact gradient learns.
+    assert poly["exact_loss"].between(0.45**2, 0.55**2).all()
+    reference = poly[poly["sampler"] == "exact_gradient"].iloc[0]
+    assert reference["exact_loss"] < 0.5 * (0.45**2 + 0.55**2) - 0.02
+
+
+def test_estimator_benchmark_exact_gradient_matches_finite_differences():
+    script = load_script("estimator_benchmark")
+    import torch
+
+    objective = script.RandomMLPObjective(n_vars=2, n_values=3, seed=1)
+    logits = torch.randn(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    objective.w1, objective.b1, objective.w2 = (w.double() for w in (objective.w1, objective.b1, objective.w2))
+    joint = objective.joint_actions()
+
+    def expected(lg):
+        log_pi = (joint * lg.log_softmax(-1)).sum((-2, -1))
+        return float((log_pi.exp() * objective(joint)).sum())
+
+    grad = objective.exact_gradient(logits)
+    step = 1e-6
+    for index in [(0, 0), (1, 2)]:
+        bump = torch.zeros_like(logits)
+        bump[index] = step
+        numeric = (expected(logits + bump) - expected(logits - bump)) / (2 * step)
+        assert math.isclose(float(grad[index]), numeric, rel_tol=1e-5, abs_tol=1e-9)
+
+
+def test_sample_law_table_quick(tmp_path):
+    script = load_script("sample_law_table")
+    script.main(["--quick", "--out", str(tmp_path)])
+    frame = pd.read_csv(tmp_path / "sample_law_tv.csv")
+    assert set(frame["sampler"]) == set(script.SAMPLERS)
+    assert frame[["tv_hard", "tv_law", "tv_floor"]].apply(lambda c: c.between(0, 1)).all().all()
+    # At t_1 = 0.9 the hard samples follow pi up to noise; at n_steps = 2, t_1 = 0.1 they do not.
+    redge = frame[frame["sampler"] == "redge"].set_index(["n_steps", "t_1"])
+    assert redge.loc[(2, 0.9), "tv_hard"] < 3 * redge.loc[(2, 0.9), "tv_floor"]
+    assert redge.loc[(2, 0.1), "tv_hard"] > 10 * redge.loc[(2, 0.1), "tv_floor"]
+
+
+@pytest.mark.parametrize("name", ["estimator_benchmark", "sample_law_table"])
+def test_scripts_document_quick_flag(name):
+    parser_args = load_script(name).parse_args(["--quick"])
+    assert parser_args.quick
