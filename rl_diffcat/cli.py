@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--steps", type=int, default=None, help="env steps per run (default: n_timesteps of the yml files)")
     compare.add_argument("--results", default=None, help="results folder (default results/<preset> or results/compare)")
     compare.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    compare.add_argument(
+        "--report-only", action="store_true", help="train nothing: write the table and plots of the runs finished so far"
+    )
     return parser
 
 
@@ -156,11 +159,21 @@ def _compare(args: argparse.Namespace) -> int:
     )
     tic = time.perf_counter()
     statuses = run_compare(
-        specs, config["results"], jobs=args.jobs, device=args.device, threads=args.threads or 1, log=lambda line: print(line, flush=True)
+        specs,
+        config["results"],
+        jobs=args.jobs,
+        device=args.device,
+        threads=args.threads or 1,
+        log=lambda line: print(line, flush=True),
+        report_only=args.report_only,
     )
     written = write_results(statuses, config["results"])
     failed = [status for status in statuses if status["status"] == "failed"]
-    print(f"compare finished in {time.perf_counter() - tic:.0f} s: {len(statuses) - len(failed)} runs ok, {len(failed)} failed")
+    missing = sum(status["status"] == "missing" for status in statuses)
+    print(
+        f"compare finished in {time.perf_counter() - tic:.0f} s: {len(statuses) - len(failed) - missing} runs ok, "
+        f"{len(failed)} failed" + (f", {missing} not run yet" if missing else "")
+    )
     for kind in ("markdown", "csv", "png"):
         for path in written[kind]:
             print(f"  wrote {path}")

@@ -100,6 +100,18 @@ def test_compare_resume_skips_finished_runs(compare_dir, capsys):
     assert {path: os.stat(path).st_mtime_ns for path in markers} == before
 
 
+def test_report_only_trains_nothing_and_lists_missing_runs(compare_dir, capsys):
+    results, argv = compare_dir
+    argv = list(argv)
+    argv[argv.index("--seeds") + 1] = "3"  # seed 2 never ran
+    assert main(argv + ["--report-only"]) == 0
+    assert "start" not in capsys.readouterr().out
+    table = open(os.path.join(results, "summary.md")).read()
+    for algo in COMPARE_ALGOS:
+        assert f"| {algo} | 2 | missing | n/a |" in table and f"| {algo} | 2 of 3 | 300 |" in table
+    assert not any(name.endswith("seed2") for name in os.listdir(os.path.join(results, "runs")))
+
+
 def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys):
     results = str(tmp_path / "results")
     shutil.copytree(compare_dir[0], results)

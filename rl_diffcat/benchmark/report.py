@@ -12,6 +12,7 @@ from rl_diffcat.benchmark.plots import plot_learning_curves
 from rl_diffcat.benchmark.runner import run_dir
 from rl_diffcat.benchmark.stats import bootstrap_ci
 
+FINISHED = ("done", "skipped")
 RUN_COLUMNS = ("env", "algo", "seed", "status", "steps", "final_mean_return", "wall_clock_s", "env_steps_per_s", "log")
 
 
@@ -25,7 +26,7 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
     frames = [
         pd.read_csv(os.path.join(run_dir(results_dir, status["spec"]), "eval.csv"))
         for status in statuses
-        if status["status"] != "failed"
+        if status["status"] in FINISHED
     ]
     if not frames:
         return pd.DataFrame(columns=list(EVAL_COLUMNS))
@@ -33,7 +34,7 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
 
 
 def runs_table(statuses: Sequence[Dict[str, Any]]) -> pd.DataFrame:
-    """One row per run with its status, final return, wall-clock and env-steps/second."""
+    """One row per run with its status (done, failed or missing), final return, wall-clock and env-steps/second."""
     rows = []
     for status in statuses:
         spec, summary = status["spec"], status["summary"] or {}
@@ -42,7 +43,7 @@ def runs_table(statuses: Sequence[Dict[str, Any]]) -> pd.DataFrame:
                 "env": spec.env_id,
                 "algo": spec.algo,
                 "seed": spec.seed,
-                "status": status["status"],
+                "status": "done" if status["status"] in FINISHED else status["status"],
                 "steps": spec.steps,
                 "final_mean_return": summary.get("final_mean_return", float("nan")),
                 "wall_clock_s": summary.get("wall_clock_s", float("nan")),
@@ -70,16 +71,17 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
         "",
         "Final return = mean return of the last deterministic evaluation of a run. IQM = interquartile mean",
         "across seeds (rliable's definition) with a 95% percentile stratified-bootstrap CI"
-        f" ({n_resamples} resamples, `rl_diffcat.benchmark.stats`). Failed runs are listed but not aggregated.",
+        f" ({n_resamples} resamples, `rl_diffcat.benchmark.stats`). Wall-clock = duration of `learn()` including"
+        " evaluations; env-steps/s excludes evaluation time. Failed or missing runs are listed but not aggregated.",
     ]
     for env_id, env_runs in runs.groupby("env", sort=False):
-        finished = env_runs[env_runs["status"] != "failed"]
+        finished = env_runs[env_runs["status"].isin(FINISHED)]
         lines += ["", f"## {env_id}", "", "| algo | seeds | steps | final return (mean ± std) | IQM [95% CI] | wall-clock s (mean) | env-steps/s (mean) |"]
         lines.append("|---|---|---|---|---|---|---|")
         for algo, group in env_runs.groupby("algo", sort=False):
             done = finished[finished["algo"] == algo]
             if done.empty:
-                lines.append(f"| {algo} | 0 of {len(group)} | {group['steps'].iloc[0]} | all failed | n/a | n/a | n/a |")
+                lines.append(f"| {algo} | 0 of {len(group)} | {group['steps'].iloc[0]} | no finished run | n/a | n/a | n/a |")
                 continue
             scores = done["final_mean_return"].to_numpy()
             estimate, low, high = bootstrap_ci(scores, "iqm", n_resamples=n_resamples)

@@ -276,6 +276,7 @@ def run_compare(
     device: str = "auto",
     threads: Optional[int] = 1,
     log: Callable[[str], None] = print,
+    report_only: bool = False,
 ) -> List[Dict[str, Any]]:
     """Run every spec in its own subprocess (``jobs`` at a time), skipping the finished ones.
 
@@ -287,7 +288,10 @@ def run_compare(
     :param device: the device of every run.
     :param threads: torch threads per run (None keeps torch's default).
     :param log: where progress lines go.
-    :return: one status dict per spec, in order: ``{"spec", "status" (done|skipped|failed), "summary", "log"}``.
+    :param report_only: train nothing; the unfinished runs get the status ``missing`` (to look at
+        the results of a compare that is still going or was interrupted).
+    :return: one status dict per spec, in order: ``{"spec", "status" (done|skipped|failed|missing),
+        "summary", "log"}``.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -300,6 +304,11 @@ def run_compare(
             statuses[index] = {"spec": spec, "status": "skipped", "summary": done, "log": log_path}
         else:
             pending.append(index)
+    if report_only:
+        for index in pending:
+            statuses[index] = {"spec": specs[index], "status": "missing", "summary": None, "log": ""}
+        log(f"report only: {len(specs) - len(pending)} of {len(specs)} runs finished, {len(pending)} missing")
+        return [status for status in statuses if status is not None]
     if len(pending) < len(specs):
         log(f"resume: {len(specs) - len(pending)} of {len(specs)} runs already finished, skipping them")
     lock = threading.Lock()
