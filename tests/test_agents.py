@@ -128,6 +128,21 @@ def test_actor_gradient_flows_through_the_sampled_action(sampler):
     assert grad_norm > 0
 
 
+@pytest.mark.parametrize(
+    "algo,kwargs",
+    [
+        (DiffCatSAC, dict(backup_entropy=False)),
+        (DiffCatSAC, dict(normalize_q=True, twin_q="mean", max_grad_norm=1.0)),
+        (DiscreteSAC, dict(backup_entropy=False, twin_q="mean", max_grad_norm=1.0)),
+    ],
+)
+def test_stabilizer_options_train(algo, kwargs):
+    model = algo("MlpPolicy", "CartPole-v1", seed=0, **SMALL, **kwargs).learn(150)
+    for key, value in kwargs.items():
+        assert getattr(model, key) == value
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
 def test_exact_target_option():
     model = DiffCatSAC("MlpPolicy", "CartPole-v1", exact_target=True, seed=0, **SMALL).learn(100)
     assert model.exact_target

@@ -58,6 +58,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
     :param target_entropy_scale: target entropy as a fraction in (0, 1] of ``sum_i log K_i``.
     :param ent_coef_bounds: ``(min, max)`` of the tuned ``alpha``.
     :param twin_q: combine the twin critics by ``"min"`` (clipped double Q) or ``"mean"``.
+    :param backup_entropy: add ``alpha * H(pi(.|s'))`` to the critic target (soft Q-learning). With
+        ``False`` the critics learn plain Q-values and the entropy only regularizes the actor, so the
+        Q scale no longer grows with ``alpha``.
     :param max_grad_norm: clip actor and critic gradient norms (``None``: no clipping).
     :param target_update_interval: gradient steps between target updates.
     :param stats_window_size: episodes averaged in the rollout logs.
@@ -95,6 +98,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         target_entropy_scale: float = 0.5,
         ent_coef_bounds: Tuple[float, float] = (1e-4, 1.0),
         twin_q: str = "min",
+        backup_entropy: bool = True,
         max_grad_norm: Optional[float] = None,
         target_update_interval: int = 1,
         stats_window_size: int = 100,
@@ -156,6 +160,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.target_entropy_scale = float(target_entropy_scale)
         self.ent_coef_bounds = (float(low), float(high))
         self.twin_q = twin_q
+        self.backup_entropy = bool(backup_entropy)
         self.max_grad_norm = max_grad_norm
         self.target_update_interval = target_update_interval
         self.target_entropy: float = 0.0

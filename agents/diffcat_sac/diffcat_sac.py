@@ -35,6 +35,8 @@ class DiffCatSAC(CategoricalSAC):
     :param sampler: pathwise sampler, a name in :data:`rl_diffcat.samplers.SAMPLERS`.
     :param sampler_kwargs: sampler knobs ``n_steps``, ``t_1``, ``tau`` (unused ones are ignored).
     :param exact_target: critic target with the exact expectation over ``a'`` (``Discrete`` only).
+    :param normalize_q: divide the actor's Q term by the batch mean of ``|Q|`` (detached), so the
+        actor gradient does not grow with the reward scale and ``alpha`` keeps the same meaning.
     :param target_entropy_scale: target entropy as a fraction in (0, 1] of ``sum_i log K_i``.
     :param ent_coef_bounds: ``(min, max)`` of the tuned temperature.
     :param kwargs: the other hyperparameters of :class:`rl_diffcat.agents.common.categorical_sac.CategoricalSAC`
@@ -56,6 +58,7 @@ class DiffCatSAC(CategoricalSAC):
         sampler: str = "redge",
         sampler_kwargs: Optional[Dict[str, Any]] = None,
         exact_target: bool = False,
+        normalize_q: bool = False,
         target_entropy_scale: float = 0.5,
         ent_coef_bounds: tuple = (1e-4, 1.0),
         _init_setup_model: bool = True,
@@ -72,6 +75,7 @@ class DiffCatSAC(CategoricalSAC):
         self.sampler = sampler
         self.sampler_kwargs = sampler_kwargs
         self.exact_target = bool(exact_target)
+        self.normalize_q = bool(normalize_q)
         super().__init__(
             policy,
             env,
@@ -106,7 +110,7 @@ class DiffCatSAC(CategoricalSAC):
                 next_q = (next_dist.probs * next_q_all).sum(-1, keepdim=True)
             else:
                 next_q = self.reduce_twin(self.critic_target(next_obs, next_dist.sample()))
-            next_v = next_q + alpha * next_dist.entropy().unsqueeze(-1)
+            next_v = next_q + alpha * next_dist.entropy().unsqueeze(-1) if self.backup_entropy else next_q
             target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_v
         current_q = self.critic(obs, self.buffer_one_hot(replay_data.actions))
         critic_loss = self.critic_update(current_q, target_q)
@@ -116,6 +120,8 @@ class DiffCatSAC(CategoricalSAC):
         dist = self.actor.distribution(obs, sampler=self.sampler, **self.sampler_kwargs)
         entropy = dist.entropy()
         q_pi = self.reduce_twin(self.critic(obs, dist.rsample())).squeeze(-1)
+        if self.normalize_q:
+            q_pi = q_pi / q_pi.detach().abs().mean().clamp_min(1e-6)
         actor_loss = (-alpha * entropy - q_pi).mean()
         self.optimizer_step(self.actor.optimizer, actor_loss)
 

@@ -69,7 +69,8 @@ class DiscreteSAC(CategoricalSAC):
         with th.no_grad():
             next_dist = self.actor.distribution(next_obs)
             next_q_all = self.reduce_twin(self.critic_target(next_obs))
-            next_v = (next_dist.probs * (next_q_all - alpha * next_dist.logits)).sum(-1, keepdim=True)
+            soft_q = next_q_all - alpha * next_dist.logits if self.backup_entropy else next_q_all
+            next_v = (next_dist.probs * soft_q).sum(-1, keepdim=True)
             target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_v
         actions = replay_data.actions.long().reshape(-1, 1)
         current_q = tuple(q.gather(1, actions) for q in self.critic(obs))
