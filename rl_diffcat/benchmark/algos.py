@@ -144,6 +144,23 @@ def check_env_id(env_id: str) -> None:
         )
 
 
+def action_space_of(env_id: str) -> spaces.Space:
+    """Make ``env_id`` once to read its action space; a missing optional dependency (Box2D,
+    MuJoCo, MinAtar) becomes a ValueError that says what to install.
+
+    :param env_id: a registered env id.
+    :return: the env's action space.
+    """
+    check_env_id(env_id)
+    try:
+        env = gym.make(env_id)
+    except gym.error.DependencyNotInstalled as error:
+        raise ValueError(f"{env_id} needs an optional dependency: {error} (or pip install 'rl-diffcat[all]')") from error
+    action_space = env.action_space
+    env.close()
+    return action_space
+
+
 def check_action_space(spec: AlgoSpec, env_id: str, action_space: spaces.Space) -> None:
     """Raise a ValueError naming the algos that fit when ``spec`` does not support the action space.
 
@@ -262,13 +279,12 @@ def make_model(
     from stable_baselines3.common.env_util import make_vec_env
 
     spec, _ = parse_algo(algo)
-    check_env_id(env_id)
+    check_action_space(spec, env_id, action_space_of(env_id))
     kwargs = _resolve(params)
     kwargs.pop("n_timesteps", None)
     policy = kwargs.pop("policy", "MlpPolicy")
     n_envs = int(kwargs.pop("n_envs", 1))
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
-    check_action_space(spec, env_id, env.action_space)
     try:
         algo_class = spec.load_class()
     except (ImportError, AttributeError) as error:

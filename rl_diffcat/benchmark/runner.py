@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from rl_diffcat.benchmark.algos import check_action_space, check_env_id, load_hyperparams, make_model, parse_algo
+from rl_diffcat.benchmark.algos import action_space_of, check_action_space, load_hyperparams, make_model, parse_algo
 from rl_diffcat.benchmark.callbacks import EvalCurveCallback
 
 
@@ -182,18 +182,13 @@ def plan_runs(
     :param overrides: hyperparameter overrides applied to every run.
     :return: the runs, env-major then algo then seed.
     """
-    import gymnasium as gym
-
     if not envs or not algos or not seeds:
         raise ValueError("compare needs at least one env, one algo and one seed")
     for algo in algos:
         parse_algo(algo)
     specs = []
     for env_id in envs:
-        check_env_id(env_id)
-        probe = gym.make(env_id)
-        action_space = probe.action_space
-        probe.close()
+        action_space = action_space_of(env_id)
         for algo in algos:
             check_action_space(parse_algo(algo)[0], env_id, action_space)
             run_steps = int(steps if steps is not None else load_hyperparams(algo, env_id, overrides=overrides)["n_timesteps"])
