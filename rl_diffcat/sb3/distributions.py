@@ -34,6 +34,10 @@ SelfDiffCatDistribution = TypeVar("SelfDiffCatDistribution", bound="DiffCatDistr
 def check_sampler_knobs(sampler: str, n_steps: int, t_1: float, tau: float) -> dict:
     """Validate the sampler settings now (not at the first ``rsample``) and return them as kwargs.
 
+    :param sampler: name in ``rl_diffcat.samplers.SAMPLERS``.
+    :param n_steps: ReDGE number of noise levels (>= 2).
+    :param t_1: ReDGE stopping level in (0, 1).
+    :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     :raises ValueError: unknown sampler name (the message lists the valid ones) or a bad knob.
     """
     make_sampler(sampler, n_steps=n_steps, t_1=t_1, tau=tau)
@@ -45,6 +49,9 @@ def draw_categorical(probs: th.Tensor) -> th.Tensor:
 
     The same ``torch.multinomial`` call as ``torch.distributions.Categorical.sample``, so with the
     same torch seed it returns the same actions as SB3's categorical distributions.
+
+    :param probs: probabilities ``(..., K)``; zero entries are never drawn.
+    :return: long indices ``(...)``.
     """
     with th.no_grad():
         index = th.multinomial(probs.reshape(-1, probs.shape[-1]), 1, True)
