@@ -53,11 +53,15 @@ def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Op
         raise ValueError(f"No evaluation rows for {env_id!r}; envs present: {sorted(curves['env'].unique())}")
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     seed_counts = set()
-    for algo, group in env_curves.groupby("algo", sort=True):
+    # Distinct dash patterns keep identical curves (e.g. two algos with the same result) visible.
+    styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
+    for index, (algo, group) in enumerate(env_curves.groupby("algo", sort=True)):
         band = curve_with_band(group)
         n_seeds = group["seed"].nunique()
         seed_counts.add(n_seeds)
-        (line,) = ax.plot(band["step"], band["mean"], linewidth=2, label=f"{algo} ({n_seeds} seeds)")
+        (line,) = ax.plot(
+            band["step"], band["mean"], linewidth=2, linestyle=styles[index % len(styles)], label=f"{algo} ({n_seeds} seeds)"
+        )
         ax.fill_between(band["step"], band["low"], band["high"], color=line.get_color(), alpha=0.2, linewidth=0)
     seeds_text = f"{seed_counts.pop()} seeds" if len(seed_counts) == 1 else "seeds per algo in legend"
     ax.set_title(title or f"{env_id}: mean deterministic eval return, 95% bootstrap CI ({seeds_text})", fontsize=10)
