@@ -137,8 +137,8 @@ class DiffusionCategorical(Distribution):
 
     def entropy(self) -> Tensor:
         """Shannon entropy ``-sum_k p_k log p_k`` (masked actions contribute 0)."""
-        p_log_p = self.probs * self.logits
-        return -torch.where(self.mask, p_log_p, torch.zeros_like(p_log_p)).sum(-1)
+        # Zero the masked logits before the product: 0 * -inf would be NaN in the backward pass.
+        return -(self.probs * self.logits.masked_fill(~self.mask, 0.0)).sum(-1)
 
     def enumerate_support(self, expand: bool = True) -> Tensor:
         n = self.event_shape[0]

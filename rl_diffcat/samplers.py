@@ -463,6 +463,7 @@ KNOBS = ("n_steps", "t_1", "tau")
 """Every sampler hyperparameter (each sampler takes a subset)."""
 
 
+@functools.lru_cache(maxsize=None)
 def sampler_knobs(name: str) -> Tuple[str, ...]:
     """:return: the hyperparameters that sampler ``name`` accepts (a subset of :data:`KNOBS`)."""
     params = inspect.signature(get_sampler(name)).parameters

@@ -117,3 +117,10 @@ def test_multi_factor_accepts_logits_list_and_checks_sizes():
         MultiDiffusionCategorical(torch.randn(4, 9), [])
     with pytest.raises(ValueError, match="factors"):
         indices_to_one_hot(torch.zeros(4, 2, dtype=torch.long), ACTION_DIMS)
+
+
+def test_masked_entropy_has_finite_gradient():
+    logits = torch.randn(4, 5, requires_grad=True)
+    mask = torch.tensor([True, False, True, True, False])
+    DiffusionCategorical(logits=logits, mask=mask).entropy().sum().backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[:, ~mask] == 0).all()
