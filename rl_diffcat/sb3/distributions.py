@@ -58,17 +58,6 @@ def draw_categorical(probs: th.Tensor) -> th.Tensor:
         return index.reshape(probs.shape[:-1])
 
 
-def masked_entropy(distribution: DiffusionCategorical) -> th.Tensor:
-    """``-sum_k p_k log p_k`` over the valid actions, with finite gradients under masks.
-
-    Masked logits are ``-inf``; zeroing them *before* the product keeps ``0 * -inf`` (NaN) out
-    of the backward pass, which a ``where`` after the product does not (MaskablePPO's entropy
-    loss differentiates through it).
-    """
-    logits = distribution.logits.masked_fill(~distribution.mask, 0.0)
-    return -(distribution.probs * logits).sum(-1)
-
-
 class DiffCatDistributionMixin:
     """What the single- and multi-factor distributions share: masks, densities, ``rsample``.
 
@@ -124,8 +113,7 @@ class DiffCatDistributionMixin:
 
     def entropy(self) -> th.Tensor:
         """Shannon entropy of the categorical law (summed over factors), shape ``(batch,)``."""
-        factors = getattr(self.distribution, "factors", [self.distribution])
-        return sum(masked_entropy(factor) for factor in factors)
+        return self.distribution.entropy()
 
     def mode(self) -> th.Tensor:
         """The most likely action (argmax of the logits over valid actions)."""
