@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from rl_diffcat.benchmark.algos import ALGOS
+from rl_diffcat.benchmark.algos import ALGOS, algo_label
 from rl_diffcat.benchmark.presets import COMPARE_DEFAULTS, PRESETS
 
 
@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    label = args.algo if args.sampler is None else f"{args.algo.partition(':')[0]}:{args.sampler}"
+    label = algo_label(args.algo, args.sampler)
     save_path = args.save_path or f"models/{args.env_id.replace('/', '-')}_{label.replace(':', '-')}_seed{args.seed}.zip"
     summary = train_run(
         args.env_id,

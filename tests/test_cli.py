@@ -56,6 +56,8 @@ def test_train_saves_model_curve_and_prints_final_eval(algo, tmp_path, capsys):
     assert curve["step"].iloc[0] == 0 and curve["step"].iloc[-1] >= 300 and curve["step"].is_monotonic_increasing
     assert (curve["algo"] == algo).all() and (curve["seed"] == 1).all()
     done = json.loads(open(paths["done.json"]).read())
+    assert done["overrides"] == {key: int(value) for key, value in (item.split("=") for item in SMOKE_OVERRIDES.get(algo, []))}
+    assert done["hyperparams"]["n_timesteps"] == 300
     assert done["final_mean_return"] == curve["mean_return"].iloc[-1] and done["env_steps_per_s"] > 0
     assert os.listdir(paths["tb"]), "no TensorBoard run was written"
     model = ALGOS[algo].load_class().load(paths["model.zip"], device="cpu")
@@ -68,6 +70,7 @@ def compare_dir(tmp_path_factory):
     results = str(tmp_path_factory.mktemp("compare") / "results")
     argv = ["compare", "--envs", ENV, "--algos", ",".join(COMPARE_ALGOS), "--seeds", "2", "--steps", "300"]
     argv += ["--eval-freq", "150", "--eval-episodes", "2", "--jobs", "2", "--device", "cpu", "--results", results]
+    argv += ["--hyperparams", "policy_kwargs.net_arch=[32, 32]"]  # overrides must survive resume too
     assert main(argv) == 0
     return results, argv
 
@@ -115,7 +118,8 @@ def test_report_only_trains_nothing_and_lists_missing_runs(compare_dir, capsys):
 def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys):
     results = str(tmp_path / "results")
     shutil.copytree(compare_dir[0], results)
-    finished = plan_runs([ENV], ["ppo"], [0, 1], steps=300, eval_freq=150, n_eval_episodes=2)
+    overrides = {"policy_kwargs.net_arch": [32, 32]}  # as in compare_dir, so those runs are reused
+    finished = plan_runs([ENV], ["ppo"], [0, 1], steps=300, eval_freq=150, n_eval_episodes=2, overrides=overrides)
     broken = RunSpec(ENV, "ppo", 7, 300, 150, 2, overrides={"not_a_ppo_argument": 1})
     statuses = run_compare(finished + [broken], results, device="cpu")
     assert [status["status"] for status in statuses] == ["skipped", "skipped", "failed"]

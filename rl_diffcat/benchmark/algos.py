@@ -126,6 +126,16 @@ def parse_algo(label: str) -> Tuple[AlgoSpec, Optional[str]]:
     return spec, sampler or None
 
 
+def algo_label(algo: str, sampler: Optional[str] = None) -> str:
+    """The name a run is reported under: ``ALGO`` or ``ALGO:SAMPLER`` when a sampler is given.
+
+    :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER``.
+    :param sampler: a sampler that overrides the one in ``algo``.
+    :return: the label.
+    """
+    return algo if sampler is None else f"{algo.partition(':')[0]}:{sampler}"
+
+
 def check_env_id(env_id: str) -> None:
     """Raise a ValueError listing close matches when ``env_id`` is not a registered gymnasium env.
 

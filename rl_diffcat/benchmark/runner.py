@@ -19,7 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from rl_diffcat.benchmark.algos import action_space_of, check_action_space, load_hyperparams, make_model, parse_algo
+from rl_diffcat.benchmark.algos import (
+    action_space_of,
+    algo_label,
+    check_action_space,
+    load_hyperparams,
+    make_model,
+    parse_algo,
+)
 from rl_diffcat.benchmark.callbacks import EvalCurveCallback
 
 
@@ -76,7 +83,7 @@ def train_run(
     model = make_model(algo, env_id, params, seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
     eval_env = Monitor(gym.make(env_id))
     eval_env.reset(seed=seed + 10_000)
-    label = algo if sampler is None else f"{parse_algo(algo)[0].name}:{sampler}"
+    label = algo_label(algo, sampler)
     callback = EvalCurveCallback(
         eval_env, eval_freq, n_eval_episodes, csv_path=eval_csv, run_info={"env": env_id, "algo": label, "seed": seed}, verbose=verbose
     )
@@ -92,6 +99,7 @@ def train_run(
         "env_steps": int(model.num_timesteps),
         "eval_freq": eval_freq,
         "n_eval_episodes": n_eval_episodes,
+        "overrides": _jsonable(overrides or {}),
         "final_mean_return": final["mean_return"],
         "final_std_return": final["std_return"],
         "wall_clock_s": round(wall_clock, 3),
