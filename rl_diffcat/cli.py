@@ -87,11 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_device(device: str) -> None:
+    """SB3 silently falls back to the CPU when CUDA is missing; say so instead."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device auto or --device cpu")
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
     from rl_diffcat.benchmark.runner import train_run
 
+    _check_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     label = algo_label(args.algo, args.sampler)
@@ -127,6 +136,7 @@ def _compare(args: argparse.Namespace) -> int:
     from rl_diffcat.benchmark.report import write_results
     from rl_diffcat.benchmark.runner import plan_runs, run_compare
 
+    _check_device(args.device)
     config = dict(COMPARE_DEFAULTS)
     if args.preset:
         config.update(PRESETS[args.preset])

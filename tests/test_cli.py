@@ -9,6 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import torch
 
 from rl_diffcat.benchmark.algos import ALGOS, load_hyperparams, parse_algo
 from rl_diffcat.benchmark.report import write_results
@@ -140,6 +141,11 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
         (["compare", "--envs", "rl_diffcat/PolyProg-D4-v0", "--algos", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--algos", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
         (["train", ENV, "--algo", "ppo", "--hyperparams", "oops"], "KEY=VALUE"),
+        pytest.param(
+            ["train", ENV, "--algo", "ppo", "--device", "cuda"],
+            "no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available"),
+        ),
     ],
 )
 def test_usage_errors_are_clear(argv, message, capsys):
