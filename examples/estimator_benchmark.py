@@ -318,23 +318,25 @@ def plot_gradient_quality(frame: pd.DataFrame, path: str) -> None:
 
 
 def plot_polynomial(frame: pd.DataFrame, optimum: float, path: str) -> None:
-    """Bars: final exact loss at each sampler's default and best setting; dots: the sample loss."""
+    """Bars: final exact loss at each sampler's default, best and largest-gap setting; crosses: the
+    loss on the sampler's own samples."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = condensed(frame, {"best": ("exact_loss", "min")})
-    fig, ax = plt.subplots(figsize=(12, 5.5))
+    rows = condensed(frame, POLY_CRITERIA)
+    fig, ax = plt.subplots(figsize=(12, 6.5))
     y = np.arange(len(rows))
-    colors = ["tab:blue" if "best" in w else "tab:gray" for w in rows["which"]]
+    colors = ["tab:orange" if "gap" in w else "tab:blue" if "best" in w else "tab:gray" for w in rows["which"]]
     ax.barh(y, rows["exact_loss"] - optimum, xerr=rows["exact_loss_std"], left=optimum, color=colors,
-            label="exact loss L(pi) (blue: best setting, gray: default)")
+            label="exact loss L(pi); blue: best setting, gray: default, orange: largest sample/exact gap")
     ax.plot(rows["sample_loss"], y, "rx", label="loss on the sampler's own samples (last 10%)")
     ax.axvline(optimum, color="k", linestyle="--", linewidth=1, label=f"optimum {optimum:.4f}")
     ax.set_yticks(y, [f"{lab} ({w})" for lab, w in zip(rows["label"], rows["which"])], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("final loss")
+    ax.set_xlim(optimum - 0.003, None)
     ax.set_title("Polynomial programming: ||x - 0.45||² / D, Adam on logits (mean ± std over seeds)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
@@ -352,6 +354,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/estimator_benchmark", help="output folder")
     parser.add_argument("--quick", action="store_true", help="tiny grid and budgets (smoke test)")
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw figures and tables from the CSVs in --out (pass the run's other options)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (the run is deterministic)")
     parser.add_argument("--n-estimates", type=int, default=50_000, help="gradient estimates per logit draw")
     parser.add_argument("--n-logit-draws", type=int, default=5, help="random logit draws averaged over")
@@ -369,16 +373,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(argv)
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    set_validation(False)
-    os.makedirs(args.out, exist_ok=True)
-    settings = settings_grid(args.quick)
-    start = time.time()
-
-    # Task 1 ---------------------------------------------------------------------------------
+def gradient_task(args: argparse.Namespace, settings: List[Setting]) -> pd.DataFrame:
+    """Task 1 over every setting: one row of relative bias², variance and cosines each."""
     objective = RandomMLPObjective(n_vars=3, n_values=5, seed=args.seed)
     rows = []
     for setting in settings:
@@ -386,16 +382,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         rows.append(dict(sampler=setting.sampler, label=setting.label, is_default=setting.is_default,
                          **{k: setting.knobs.get(k, np.nan) for k in ("n_steps", "t_1", "tau", "n_samples")},
                          **stats))
-    grad_frame = pd.DataFrame(rows)
-    grad_frame.to_csv(os.path.join(args.out, "gradient_quality.csv"), index=False)
-    plot_gradient_quality(grad_frame, os.path.join(args.out, "gradient_quality.png"))
-    print(f"## Gradient quality (D=3, K=5, {args.n_estimates} estimates x {args.n_logit_draws} logit draws, "
-          f"logits ~ N(0, {args.logit_scale}^2)), "
-          f"rows: default, lowest bias², lowest bias² + variance  [{time.time() - start:.0f}s]\n")
-    columns = ["label", "which", "bias2_rel", "var_rel", "mse_rel", "cosine", "single_cosine", "mc_floor"]
-    print(markdown_table(condensed(grad_frame, GRADIENT_CRITERIA)[columns]))
+    return pd.DataFrame(rows)
 
-    # Task 2 ---------------------------------------------------------------------------------
+
+def polynomial_task(args: argparse.Namespace, settings: List[Setting]) -> pd.DataFrame:
+    """Task 2 over every setting (and the exact-gradient reference): final exact and sample losses."""
     rows = []
     for setting in [None] + settings:
         runs = [polynomial_run(setting, args.poly_dim, args.poly_p, args.poly_iters, args.poly_lr,
@@ -405,19 +396,54 @@ def main(argv: Optional[List[str]] = None) -> None:
                          exact_loss=float(np.mean([r["exact_loss"] for r in runs])),
                          exact_loss_std=float(np.std([r["exact_loss"] for r in runs])),
                          sample_loss=float(np.mean([r["sample_loss"] for r in runs]))))
-    poly_frame = pd.DataFrame(rows)
-    poly_frame["gap"] = poly_frame["sample_loss"] - poly_frame["exact_loss"]
+    frame = pd.DataFrame(rows)
+    frame["gap"] = frame["sample_loss"] - frame["exact_loss"]
     # Only ReDGE-family hard samples deviate from pi; elsewhere the gap is training lag and noise.
-    poly_frame["abs_gap"] = poly_frame["gap"].abs().where(poly_frame["sampler"].isin(DIFFUSION_SAMPLERS))
-    poly_frame.to_csv(os.path.join(args.out, "polynomial.csv"), index=False)
+    frame["abs_gap"] = frame["gap"].abs().where(frame["sampler"].isin(DIFFUSION_SAMPLERS))
+    return frame
+
+
+def report(args: argparse.Namespace, grad_frame: pd.DataFrame, poly_frame: pd.DataFrame) -> None:
+    """Draw both figures into ``args.out``; print the condensed Markdown tables and write them to summary.md."""
     optimum = 0.45**args.poly_p
+    plot_gradient_quality(grad_frame, os.path.join(args.out, "gradient_quality.png"))
     plot_polynomial(poly_frame, optimum, os.path.join(args.out, "polynomial.png"))
-    print(f"\n## Polynomial programming (D={args.poly_dim}, p={args.poly_p:g}, {args.poly_iters} Adam steps, "
-          f"lr={args.poly_lr:g}, batch={args.poly_batch}, {args.poly_seeds} seeds; optimum {optimum:.4f}), "
-          f"rows: default, lowest exact loss, largest |sample - exact| gap  [{time.time() - start:.0f}s]\n")
-    columns = ["label", "which", "exact_loss", "exact_loss_std", "sample_loss", "gap"]
-    print(markdown_table(condensed(poly_frame, POLY_CRITERIA)[columns]))
-    print(f"\nwrote {args.out}/{{gradient_quality,polynomial}}.{{csv,png}} in {time.time() - start:.0f}s")
+    columns = ["label", "which", "bias2_rel", "var_rel", "mse_rel", "cosine", "single_cosine", "mc_floor"]
+    poly_columns = ["label", "which", "exact_loss", "exact_loss_std", "sample_loss", "gap"]
+    text = [
+        f"## Gradient quality (D=3, K=5, {args.n_estimates} estimates x {args.n_logit_draws} logit draws, "
+        f"logits ~ N(0, {args.logit_scale}^2)); rows: default, lowest bias², lowest bias² + variance\n",
+        markdown_table(condensed(grad_frame, GRADIENT_CRITERIA)[columns]),
+        f"\n## Polynomial programming (D={args.poly_dim}, p={args.poly_p:g}, {args.poly_iters} Adam steps, "
+        f"lr={args.poly_lr:g}, batch={args.poly_batch}, {args.poly_seeds} seeds; optimum {optimum:.4f}); "
+        f"rows: default, lowest exact loss, largest |sample - exact| gap\n",
+        markdown_table(condensed(poly_frame, POLY_CRITERIA)[poly_columns]),
+    ]
+    print("\n".join(text))
+    with open(os.path.join(args.out, "summary.md"), "w") as file:
+        file.write("\n".join(text) + "\n")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    set_validation(False)
+    os.makedirs(args.out, exist_ok=True)
+    paths = {name: os.path.join(args.out, f"{name}.csv") for name in ("gradient_quality", "polynomial")}
+    start = time.time()
+    if args.replot:
+        grad_frame, poly_frame = (pd.read_csv(paths[name]) for name in ("gradient_quality", "polynomial"))
+    else:
+        settings = settings_grid(args.quick)
+        grad_frame = gradient_task(args, settings)
+        grad_frame.to_csv(paths["gradient_quality"], index=False)
+        print(f"gradient task done in {time.time() - start:.0f}s", flush=True)
+        poly_frame = polynomial_task(args, settings)
+        poly_frame.to_csv(paths["polynomial"], index=False)
+    report(args, grad_frame, poly_frame)
+    print(f"\nwrote {args.out}/{{gradient_quality,polynomial}}.{{csv,png}} and summary.md "
+          f"in {time.time() - start:.0f}s")
 
 
 if __name__ == "__main__":

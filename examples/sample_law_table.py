@@ -100,17 +100,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     path = os.path.join(args.out, "sample_law_tv.csv")
     frame.to_csv(path, index=False)
 
-    print(f"TV(law of hard samples, pi), K={args.n_values}, logits ~ N(0, {args.logit_scale}^2) "
-          f"(seed {args.seed}), {args.n_samples} samples per cell;\n"
-          f"noise floor of the hard column (mean TV of {FLOOR_DRAWS} draws of as many exact Cat(pi) samples): "
-          f"{tv_floor:.4f}\n")
-    for sampler in SAMPLERS:
-        print(f"### {sampler}: TV of the empirical law of hard samples\n")
-        print(markdown_grid(frame[frame["sampler"] == sampler], "tv_hard") + "\n")
-    for sampler in SAMPLERS:
-        print(f"### {sampler}: TV of E[soft] (the exact law of the hard sample, low-noise estimate)\n")
-        print(markdown_grid(frame[frame["sampler"] == sampler], "tv_law") + "\n")
-    print(f"wrote {path} in {time.time() - start:.0f}s")
+    text = [
+        f"TV(law of hard samples, pi), K={args.n_values}, logits ~ N(0, {args.logit_scale}^2) (seed {args.seed}), "
+        f"{args.n_samples} samples per cell;\nnoise floor of the hard column (mean TV of {FLOOR_DRAWS} draws of "
+        f"as many exact Cat(pi) samples): {tv_floor:.4f}\n"
+    ]
+    for value, title in [("tv_hard", "TV of the empirical law of hard samples"),
+                         ("tv_law", "TV of E[soft] (the exact law of the hard sample, low-noise estimate)")]:
+        for sampler in SAMPLERS:
+            text += [f"### {sampler}: {title}\n", markdown_grid(frame[frame["sampler"] == sampler], value) + "\n"]
+    print("\n".join(text))
+    with open(os.path.join(args.out, "sample_law_tv.md"), "w") as file:
+        file.write("\n".join(text))
+    print(f"wrote {path} and sample_law_tv.md in {time.time() - start:.0f}s")
 
 
 if __name__ == "__main__":
