@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: steps/20)")
     common.add_argument("--eval-episodes", type=int, default=None, help="deterministic episodes per evaluation (default 10)")
     common.add_argument("--hyperparams", nargs="+", action="extend", metavar="KEY=VALUE", help="override hyperparameters of the yml files")
-    common.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    common.add_argument("--threads", type=int, default=None, help="torch CPU threads (compare: per run, default 1)")
 
     train = commands.add_parser("train", parents=[common], help="train one agent on one env", description=_algo_help())
     train.add_argument("env_id", help="gymnasium env id, e.g. CartPole-v1")
