@@ -82,15 +82,17 @@ def test_image_and_dict_observations(algo, obs_kind, policy):
     assert model.predict(obs, deterministic=True)[0].shape == (1,)
 
 
+@pytest.mark.filterwarnings("ignore:rich is experimental")
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
 def test_vec_env_logger_and_evaluate(algo, tmp_path):
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
     model = algo("MlpPolicy", env, seed=0, **SMALL)
-    model.set_logger(configure(str(tmp_path), ["csv"]))
-    model.learn(200, log_interval=1)
+    model.set_logger(configure(str(tmp_path), ["csv", "tensorboard"]))
+    model.learn(200, log_interval=1, progress_bar=True)
     logged = open(tmp_path / "progress.csv").readline().strip().split(",")
     for key in ["train/actor_loss", "train/critic_loss", "train/ent_coef", "train/entropy", "train/q_mean"]:
         assert key in logged, key
+    assert list(tmp_path.glob("events.out.tfevents*"))
     mean_return, _ = evaluate_policy(model, env, n_eval_episodes=2)
     assert mean_return > 0
 
