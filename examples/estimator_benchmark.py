@@ -84,8 +84,10 @@ class Setting:
         return self.knobs == DEFAULT_KNOBS.get(self.sampler)
 
 
-def settings_grid(quick: bool) -> List[Setting]:
-    """Every sampler over its knob grid (a corner of it with ``quick``)."""
+def settings_grid(quick: bool, defaults_only: bool = False) -> List[Setting]:
+    """Every sampler over its knob grid (a corner of it with ``quick``, its default with ``defaults_only``)."""
+    if defaults_only:
+        return [Setting(name, dict(knobs)) for name, knobs in DEFAULT_KNOBS.items()]
     n_grid, t_grid, tau_grid = ((3, 5), (0.1, 0.5), (0.5, 1.0)) if quick else (N_STEPS_GRID, T_1_GRID, TAU_GRID)
     settings = [
         Setting(name, dict(n_steps=n, t_1=t)) for name in DIFFUSION_SAMPLERS for n in n_grid for t in t_grid
@@ -354,6 +356,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/estimator_benchmark", help="output folder")
     parser.add_argument("--quick", action="store_true", help="tiny grid and budgets (smoke test)")
+    parser.add_argument("--defaults-only", action="store_true",
+                        help="only each sampler's default setting (e.g. for long --poly-iters runs)")
     parser.add_argument("--replot", action="store_true",
                         help="redraw figures and tables from the CSVs in --out (pass the run's other options)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (the run is deterministic)")
@@ -435,7 +439,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.replot:
         grad_frame, poly_frame = (pd.read_csv(paths[name]) for name in ("gradient_quality", "polynomial"))
     else:
-        settings = settings_grid(args.quick)
+        settings = settings_grid(args.quick, args.defaults_only)
         grad_frame = gradient_task(args, settings)
         grad_frame.to_csv(paths["gradient_quality"], index=False)
         print(f"gradient task done in {time.time() - start:.0f}s", flush=True)
