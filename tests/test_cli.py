@@ -13,7 +13,8 @@ import torch
 
 from rl_diffcat.benchmark.algos import ALGOS, load_hyperparams, parse_algo
 from rl_diffcat.benchmark.report import write_results
-from rl_diffcat.benchmark.runner import RunSpec, plan_runs, run_compare, run_dir
+from rl_diffcat.benchmark import runner
+from rl_diffcat.benchmark.runner import RunSpec, plan_runs, read_done, run_compare, run_dir
 from rl_diffcat.cli import main
 
 ENV = "CartPole-v1"
@@ -102,6 +103,20 @@ def test_compare_resume_skips_finished_runs(compare_dir, capsys):
     out = capsys.readouterr().out
     assert f"{len(markers)} of {len(markers)} runs already finished" in out and "start" not in out
     assert {path: os.stat(path).st_mtime_ns for path in markers} == before
+
+
+def test_finished_run_is_stale_when_its_hyperparameters_change(compare_dir, monkeypatch):
+    results, _ = compare_dir
+    overrides = {"policy_kwargs.net_arch": [32, 32]}
+    (spec,) = plan_runs([ENV], ["ppo"], [0], steps=300, eval_freq=150, n_eval_episodes=2, overrides=overrides)
+    assert read_done(results, spec) is not None
+    original = runner.load_hyperparams
+
+    def edited_yml(*args, **kwargs):  # as if someone changed ppo.yml after the run
+        return {**original(*args, **kwargs), "gamma": 0.5}
+
+    monkeypatch.setattr(runner, "load_hyperparams", edited_yml)
+    assert read_done(results, spec) is None
 
 
 def test_report_only_trains_nothing_and_lists_missing_runs(compare_dir, capsys):

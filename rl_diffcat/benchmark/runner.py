@@ -221,7 +221,11 @@ def run_dir(results_dir: str, spec: RunSpec) -> str:
 
 
 def read_done(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
-    """:return: the summary of ``spec`` if it finished with the same configuration, else None."""
+    """A finished run is reused only if it ran the same configuration *and* the same resolved
+    hyperparameters, so editing a ``hyperparams/*.yml`` file retrains the runs it affects.
+
+    :return: the summary of ``spec`` if it finished that way, else None.
+    """
     path = os.path.join(run_dir(results_dir, spec), "done.json")
     if not os.path.exists(path):
         return None
@@ -229,7 +233,9 @@ def read_done(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
         done = json.load(file)
     config = spec.config()
     stored = {key: done.get(key, {} if key == "overrides" else None) for key in config}
-    return done if stored == config else None
+    params = load_hyperparams(spec.algo, spec.env_id, overrides=spec.overrides)
+    params["n_timesteps"] = spec.steps
+    return done if stored == config and done.get("hyperparams") == _jsonable(params) else None
 
 
 def train_command(spec: RunSpec, results_dir: str, device: str = "auto", threads: Optional[int] = 1) -> List[str]:
@@ -321,6 +327,9 @@ def run_compare(
         spec = specs[index]
         folder = run_dir(results_dir, spec)
         os.makedirs(folder, exist_ok=True)
+        stale_marker = os.path.join(folder, "done.json")  # from a run with another configuration
+        if os.path.exists(stale_marker):
+            os.remove(stale_marker)
         log_path = os.path.join(folder, "log.txt")
         with lock:
             counter["started"] += 1
