@@ -29,6 +29,13 @@ class DiffCatSAC(CategoricalSAC):
     algorithm. With a single ``Discrete`` space ``exact_target=True`` sums over all ``K`` actions
     instead (lower variance, ``K`` critic evaluations per next state).
 
+    The actor's Q term is divided by the batch mean of ``|Q|`` by default (``normalize_q``): the
+    loss is then ``E_s[-alpha H - Q(s, a~) / mean|Q|]``, i.e. the plain SAC loss with the temperature
+    ``alpha * mean|Q|``. Without it, on CartPole the pathwise gradient grows with the Q scale, the
+    entropy falls under its target, ``alpha`` rises, which raises the soft Q scale further, until
+    ``alpha`` sits at its bound and the policy degrades. Normalized, ``alpha`` settles (about 0.05 on
+    CartPole) and the same bounds fit any reward scale.
+
     :param policy: ``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy`` or a policy class.
     :param env: environment or its registered id.
     :param learning_rate: learning rate of actor, critics and temperature (or a schedule).
@@ -37,6 +44,7 @@ class DiffCatSAC(CategoricalSAC):
     :param exact_target: critic target with the exact expectation over ``a'`` (``Discrete`` only).
     :param normalize_q: divide the actor's Q term by the batch mean of ``|Q|`` (detached), so the
         actor gradient does not grow with the reward scale and ``alpha`` keeps the same meaning.
+        ``False`` gives the textbook loss ``E_s[-alpha H - min_i Q_i(s, a~)]``.
     :param target_entropy_scale: target entropy as a fraction in (0, 1] of ``sum_i log K_i``.
     :param ent_coef_bounds: ``(min, max)`` of the tuned temperature.
     :param kwargs: the other hyperparameters of :class:`rl_diffcat.agents.common.categorical_sac.CategoricalSAC`
@@ -58,7 +66,7 @@ class DiffCatSAC(CategoricalSAC):
         sampler: str = "redge",
         sampler_kwargs: Optional[Dict[str, Any]] = None,
         exact_target: bool = False,
-        normalize_q: bool = False,
+        normalize_q: bool = True,
         target_entropy_scale: float = 0.5,
         ent_coef_bounds: tuple = (1e-4, 1.0),
         _init_setup_model: bool = True,
