@@ -25,6 +25,7 @@ def test_cartpole_solved_within_50k_steps(algo, seed):
     env = gym.make("CartPole-v1")
     env.reset(seed=1000 + seed)
     mean_return, _ = evaluate_policy(model, env, n_eval_episodes=10, deterministic=True)
+    print(f"{algo} CartPole-v1 seed={seed}: mean return {mean_return:.1f} after {params['n_timesteps']:.0f} steps")
     assert mean_return >= 475
 
 
@@ -40,5 +41,6 @@ def test_multidiscrete_polynomial_beats_random(seed):
     eval_env = PolynomialProgramming(n_vars=8)
     eval_env.reset(seed=seed + 100)
     mean_return, _ = evaluate_policy(model, eval_env, n_eval_episodes=300, deterministic=True)
+    print(f"diffcat-sac polynomial(8) seed={seed}: mean return {mean_return:.3f} (random -0.333, optimum -0.083)")
     # Uniform random: mean -0.333, std of a 300-episode mean ~0.006; the optimum is -0.083.
     assert mean_return > -0.2
