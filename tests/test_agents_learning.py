@@ -5,7 +5,6 @@ Run with ``python -m pytest -m slow tests/test_agents_learning.py`` (minutes per
 hyperparameters are the tuned ones of ``rl_diffcat/hyperparams/*.yml``."""
 
 import gymnasium as gym
-import numpy as np
 import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
 

@@ -8,7 +8,6 @@ import textwrap
 import numpy as np
 import pytest
 import torch as th
-from gymnasium import spaces
 
 from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
 

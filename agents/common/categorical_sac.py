@@ -111,10 +111,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
     ) -> None:
         if not callable(learning_rate):
             check_positive("learning_rate", learning_rate)
-        if isinstance(target_entropy_scale, bool) or not isinstance(target_entropy_scale, (int, float)) or not (
-            0.0 < target_entropy_scale <= 1.0
-        ):
-            raise ValueError(f"target_entropy_scale must be in (0, 1] (a fraction of the max entropy), got {target_entropy_scale!r}")
+        scale = target_entropy_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (0.0 < scale <= 1.0):
+            raise ValueError(f"target_entropy_scale must be in (0, 1] (a fraction of the max entropy), got {scale!r}")
         if not (0.0 < tau <= 1.0):
             raise ValueError(f"tau (Polyak coefficient) must be in (0, 1], got {tau!r}")
         if not (0.0 <= gamma <= 1.0):
@@ -129,7 +128,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         check_positive("ent_coef_bounds[1]", high)
         if low >= high:
             raise ValueError(f"ent_coef_bounds must be (min, max) with min < max, got {ent_coef_bounds!r}")
-        self._ent_coef_init = self._parse_ent_coef(ent_coef)
+        self._parse_ent_coef(ent_coef)  # fail before the env and networks are built
         super().__init__(
             policy,
             env,
@@ -198,9 +197,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.max_entropy = float(sum(math.log(k) for k in self.action_dims))
         self.target_entropy = self.target_entropy_scale * self.max_entropy
         tuned, init = self._parse_ent_coef(self.ent_coef)
-        low, high = self.ent_coef_bounds
-        log_init = math.log(min(max(init, low), high)) if tuned else math.log(init)
         if tuned:
+            low, high = self.ent_coef_bounds
+            log_init = math.log(min(max(init, low), high))
             self.log_ent_coef = th.tensor([log_init], device=self.device).requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type, TypeVar, Union
 
 import torch as th
 from gymnasium import spaces
@@ -68,7 +68,7 @@ class DiffCatSAC(CategoricalSAC):
         exact_target: bool = False,
         normalize_q: bool = True,
         target_entropy_scale: float = 0.5,
-        ent_coef_bounds: tuple = (1e-4, 1.0),
+        ent_coef_bounds: Tuple[float, float] = (1e-4, 1.0),
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, Tuple, Type, TypeVar, Union
 
 import torch as th
 from gymnasium import spaces
@@ -48,7 +48,7 @@ class DiscreteSAC(CategoricalSAC):
         env: Union[GymEnv, str],
         learning_rate: Union[float, Schedule] = 3e-4,
         target_entropy_scale: float = 0.89,
-        ent_coef_bounds: tuple = (1e-4, 1.0),
+        ent_coef_bounds: Tuple[float, float] = (1e-4, 1.0),
         **kwargs: Any,
     ) -> None:
         super().__init__(
