@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 
@@ -89,3 +90,20 @@ def test_mean_ci_is_reproducible_with_seed_and_matches_scipy():
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_learning_curve_band_is_the_mean_over_seeds_with_its_bootstrap_interval():
+    from rl_diffcat.benchmark.plots import curve_with_band
+
+    curves = pd.DataFrame(
+        {
+            "seed": [0, 1, 2, 0, 1, 2],
+            "step": [0, 0, 0, 100, 100, 100],
+            "mean_return": [10.0, 10.0, 10.0, 0.0, 30.0, 60.0],
+        }
+    )
+    band = curve_with_band(curves).set_index("step")
+    assert band.loc[0, ["mean", "low", "high"]].tolist() == [10.0, 10.0, 10.0]  # all seeds agree
+    assert band.loc[100, "mean"] == 30.0 and band.loc[100, "n_seeds"] == 3
+    # Resampled means of {0, 30, 60} lie in [0, 60]; the 95% interval is strictly inside the range.
+    assert 0.0 <= band.loc[100, "low"] < 30.0 < band.loc[100, "high"] <= 60.0
