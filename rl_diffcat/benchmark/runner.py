@@ -352,9 +352,14 @@ def run_compare(
                 )
             else:
                 statuses[index] = {"spec": spec, "status": "failed", "summary": None, "log": log_path}
+                reason = (
+                    f"exit code {returncode}: {_last_error_line(log_path)}"
+                    if returncode != 0
+                    else "it finished, but its hyperparameters no longer match the yml files (edited during the run?)"
+                )
                 log(
                     f"[{counter['finished']}/{len(pending)} done, {left} left] FAILED {spec.env_id} {spec.algo} seed {spec.seed} "
-                    f"(exit code {returncode}): {_last_error_line(log_path)} -- see {log_path}"
+                    f"({reason}) -- see {log_path}"
                 )
 
     if jobs == 1:
