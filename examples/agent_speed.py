@@ -13,8 +13,6 @@ writes it as CSV (``--out``).
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import platform
 import time
 from typing import Callable, Dict, List
@@ -24,6 +22,8 @@ from stable_baselines3 import SAC
 
 import rl_diffcat.envs  # noqa: F401  (registers rl_diffcat/Pendulum-Discrete-v0)
 from rl_diffcat.agents import DiffCatSAC
+
+from _tables import write_rows  # examples/_tables.py
 
 
 def build(name: str, args: argparse.Namespace):
@@ -92,16 +92,7 @@ def main(argv: List[str] | None = None) -> None:
     for key in ("env_steps_per_s", "grad_steps_per_s"):
         rows[0][f"{key}_ratio_vs_SAC"] = round(rows[0][key] / rows[1][key], 2)
         rows[1][f"{key}_ratio_vs_SAC"] = 1.0
-    header = list(rows[0])
-    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(row[h]) for h in header) + " |")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"\nwrote {args.out}")
+    write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

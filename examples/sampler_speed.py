@@ -13,8 +13,6 @@ gradient, write the logits gradient: 7 float32 tensors of the input's size).
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import platform
 from typing import Callable, Dict, List
 
@@ -23,6 +21,8 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 from rl_diffcat import samplers
+
+from _tables import write_rows  # examples/_tables.py
 
 
 def time_fwd_bwd(fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor, min_run_time: float) -> float:
@@ -79,16 +79,7 @@ def main(argv: List[str] | None = None) -> None:
         rows.append(row)
         print(row, flush=True)
 
-    header = list(rows[0])
-    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(row[h]) for h in header) + " |")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"\nwrote {args.out}")
+    write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

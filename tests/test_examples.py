@@ -81,3 +81,35 @@ def test_sample_law_table_quick(tmp_path):
 def test_scripts_document_quick_flag(name):
     parser_args = load_script(name).parse_args(["--quick"])
     assert parser_args.quick
+
+
+def run_speed_script(name: str, args: list, tmp_path) -> pd.DataFrame:
+    """Run a speed benchmark in a subprocess (it imports examples/_tables.py as a script would)."""
+    import subprocess
+
+    out = tmp_path / f"{name}.csv"
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), *args, "--out", str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| " in proc.stdout  # the Markdown table
+    return pd.read_csv(out)
+
+
+def test_sampler_speed_reports_ratios(tmp_path):
+    table = run_speed_script(
+        "sampler_speed", ["--device", "cpu", "--sizes", "64x6", "--paths", "off", "eager", "--min-run-time", "0.05"], tmp_path
+    )
+    assert list(table["size"]) == ["64x6"]
+    assert (table[["gumbel_softmax_ms", "redge_off_ms", "redge_eager_ms", "redge_off_ratio"]] > 0).all().all()
+
+
+def test_agent_speed_reports_both_agents(tmp_path):
+    table = run_speed_script(
+        "agent_speed",
+        ["--device", "cpu", "--env-steps", "20", "--grad-steps", "10", "--batch-size", "16", "--net-arch", "16", "--repeats", "1"],
+        tmp_path,
+    )
+    assert list(table["agent"]) == ["DiffCatSAC", "SAC"]
+    assert (table[["env_steps_per_s", "grad_steps_per_s"]] > 0).all().all()
+    assert table.loc[1, "grad_steps_per_s_ratio_vs_SAC"] == 1.0
