@@ -8,7 +8,6 @@ import math
 from collections import defaultdict
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -233,13 +232,13 @@ class CategoricalSAC(OffPolicyAlgorithm):
             th.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         optimizer.step()
 
-    def critic_update(self, current_q: Tuple[th.Tensor, ...], target_q: th.Tensor) -> float:
+    def critic_update(self, current_q: Tuple[th.Tensor, ...], target_q: th.Tensor) -> th.Tensor:
         """TD step of every critic toward ``target_q``: ``L = 1/2 sum_i MSE(Q_i, y)``."""
         critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
         self.optimizer_step(self.critic.optimizer, critic_loss)
-        return critic_loss.item()
+        return critic_loss.detach()
 
-    def ent_coef_update(self, entropy: float) -> None:
+    def ent_coef_update(self, entropy: th.Tensor) -> None:
         """Move ``alpha`` toward the target entropy, then clip it to ``ent_coef_bounds``.
 
             L(log alpha) = log alpha * (H(pi) - H_target)
@@ -255,8 +254,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
         with th.no_grad():
             self.log_ent_coef.clamp_(math.log(low), math.log(high))
 
-    def _train_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor) -> Dict[str, float]:
-        """One critic + actor update; return the logged values (with ``entropy``).
+    def _train_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor) -> Dict[str, th.Tensor]:
+        """One critic + actor update; return the logged values (with ``entropy``) as detached scalar
+        tensors, which ``train`` reads back to the host once per call, not once per gradient step.
 
         :param replay_data: minibatch from the replay buffer.
         :param discounts: ``gamma`` (or per-sample ``gamma^n`` with n-step returns).
@@ -270,14 +270,14 @@ class CategoricalSAC(OffPolicyAlgorithm):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        logs: Dict[str, List[float]] = defaultdict(list)
+        logs: Dict[str, List[th.Tensor]] = defaultdict(list)
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             alpha = self.current_ent_coef
             step_logs = self._train_step(replay_data, discounts, alpha)
             self.ent_coef_update(step_logs["entropy"])
-            step_logs["ent_coef"] = alpha.item()
+            step_logs["ent_coef"] = alpha
             for key, value in step_logs.items():
                 logs[key].append(value)
             if gradient_step % self.target_update_interval == 0:
@@ -285,8 +285,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for key, values in logs.items():
-            self.logger.record(f"train/{key}", float(np.mean(values)))
+        for key, values in logs.items():  # one host sync per logged quantity
+            self.logger.record(f"train/{key}", th.stack(values).mean().item())
 
     # -- saving -------------------------------------------------------------------------------
     def _excluded_save_params(self) -> List[str]:

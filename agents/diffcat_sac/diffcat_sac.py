@@ -106,7 +106,7 @@ class DiffCatSAC(CategoricalSAC):
 
     def _train_step(
         self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor
-    ) -> Dict[str, float]:
+    ) -> Dict[str, th.Tensor]:
         obs, next_obs = replay_data.observations, replay_data.next_observations
 
         # Critic target: y = r + gamma (1 - d) [min_j Q'_j(s', a') + alpha H(pi(.|s'))],  a' ~ pi(.|s')
@@ -135,9 +135,9 @@ class DiffCatSAC(CategoricalSAC):
 
         return dict(
             critic_loss=critic_loss,
-            actor_loss=actor_loss.item(),
-            entropy=entropy.mean().item(),
-            q_mean=th.stack(current_q).mean().item(),
+            actor_loss=actor_loss.detach(),
+            entropy=entropy.mean().detach(),
+            q_mean=th.stack(current_q).mean().detach(),
         )
 
     def learn(

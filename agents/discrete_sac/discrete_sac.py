@@ -62,7 +62,7 @@ class DiscreteSAC(CategoricalSAC):
 
     def _train_step(
         self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor
-    ) -> Dict[str, float]:
+    ) -> Dict[str, th.Tensor]:
         obs, next_obs = replay_data.observations, replay_data.next_observations
 
         # Critic target: y = r + gamma (1 - d) sum_a' pi(a'|s') [min_j Q'_j(s', a') - alpha log pi(a'|s')]
@@ -86,9 +86,9 @@ class DiscreteSAC(CategoricalSAC):
 
         return dict(
             critic_loss=critic_loss,
-            actor_loss=actor_loss.item(),
-            entropy=dist.entropy().mean().item(),
-            q_mean=th.stack(current_q).mean().item(),
+            actor_loss=actor_loss.detach(),
+            entropy=dist.entropy().mean().detach(),
+            q_mean=th.stack(current_q).mean().detach(),
         )
 
     def learn(
