@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 import torch as th
 from gymnasium import spaces
@@ -21,6 +21,7 @@ from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPo
 from rl_diffcat.distributions import indices_to_one_hot
 
 TWIN_Q_REDUCTIONS = ("min", "mean")
+SelfCategoricalSAC = TypeVar("SelfCategoricalSAC", bound="CategoricalSAC")
 
 
 def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
@@ -287,6 +288,25 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, values in logs.items():  # one host sync per logged quantity
             self.logger.record(f"train/{key}", th.stack(values).mean().item())
+
+    def learn(
+        self: SelfCategoricalSAC,
+        total_timesteps: int,
+        callback: Any = None,
+        log_interval: int = 4,
+        tb_log_name: Optional[str] = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfCategoricalSAC:
+        """SB3's ``learn``; the TensorBoard run is named after the agent class unless ``tb_log_name`` says otherwise."""
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name or type(self).__name__,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
 
     # -- saving -------------------------------------------------------------------------------
     def _excluded_save_params(self) -> List[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import torch as th
 from gymnasium import spaces
@@ -13,7 +13,6 @@ from rl_diffcat.agents.common.categorical_sac import CategoricalSAC
 from rl_diffcat.agents.diffcat_sac.policies import CnnPolicy, DiffCatSACPolicy, MlpPolicy, MultiInputPolicy
 from rl_diffcat.samplers import KNOBS, make_sampler
 
-SelfDiffCatSAC = TypeVar("SelfDiffCatSAC", bound="DiffCatSAC")
 
 
 class DiffCatSAC(CategoricalSAC):
@@ -138,22 +137,4 @@ class DiffCatSAC(CategoricalSAC):
             actor_loss=actor_loss.detach(),
             entropy=entropy.mean().detach(),
             q_mean=th.stack(current_q).mean().detach(),
-        )
-
-    def learn(
-        self: SelfDiffCatSAC,
-        total_timesteps: int,
-        callback: Any = None,
-        log_interval: int = 4,
-        tb_log_name: str = "DiffCatSAC",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfDiffCatSAC:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
         )

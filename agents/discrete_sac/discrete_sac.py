@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Tuple, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, Tuple, Type, Union
 
 import torch as th
 from gymnasium import spaces
@@ -12,7 +12,6 @@ from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, S
 from rl_diffcat.agents.common.categorical_sac import CategoricalSAC
 from rl_diffcat.agents.discrete_sac.policies import CnnPolicy, DiscreteSACPolicy, MlpPolicy, MultiInputPolicy
 
-SelfDiscreteSAC = TypeVar("SelfDiscreteSAC", bound="DiscreteSAC")
 
 
 class DiscreteSAC(CategoricalSAC):
@@ -89,22 +88,4 @@ class DiscreteSAC(CategoricalSAC):
             actor_loss=actor_loss.detach(),
             entropy=dist.entropy().mean().detach(),
             q_mean=th.stack(current_q).mean().detach(),
-        )
-
-    def learn(
-        self: SelfDiscreteSAC,
-        total_timesteps: int,
-        callback: Any = None,
-        log_interval: int = 4,
-        tb_log_name: str = "DiscreteSAC",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfDiscreteSAC:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
         )
