@@ -117,10 +117,13 @@ def test_every_sampler_trains_without_nan(sampler):
     assert np.isfinite(model.logger.name_to_value.get("train/actor_loss", 0.0))
 
 
+@pytest.mark.parametrize("q_gradient", ["neighbours", "autograd"])
 @pytest.mark.parametrize("sampler", ["redge", "straight_through"])
-def test_actor_gradient_flows_through_the_sampled_action(sampler):
+def test_actor_gradient_flows_through_the_sampled_action(sampler, q_gradient):
     """With alpha = 0 the actor loss is -min_i Q_i(s, a~): it has a gradient only through a~."""
-    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), sampler=sampler, seed=0, **SMALL)
+    model = DiffCatSAC(
+        "MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), sampler=sampler, q_gradient=q_gradient, seed=0, **SMALL
+    )
     model.learn(100)
     data = model.replay_buffer.sample(32)
     for p in model.actor.parameters():
@@ -130,9 +133,47 @@ def test_actor_gradient_flows_through_the_sampled_action(sampler):
     assert grad_norm > 0
 
 
+def test_neighbour_values_switch_one_factor_at_a_time():
+    space = spaces.MultiDiscrete([2, 3, 4])
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(space), seed=0, **SMALL)
+    obs = th.rand(5, 4)
+    actions = th.stack([th.randint(0, k, (5,)) for k in space.nvec], dim=1)
+    values = model.critic.neighbour_values(obs, model.buffer_one_hot(actions))
+    column = 0
+    for factor, k in enumerate(space.nvec):
+        for category in range(k):
+            switched = actions.clone()
+            switched[:, factor] = category
+            expected = model.critic(obs, model.buffer_one_hot(switched))
+            for got, want in zip(values, expected):
+                th.testing.assert_close(got[:, column], want.squeeze(-1))
+            column += 1
+
+
+def test_neighbour_gradient_equals_autograd_for_a_linear_critic():
+    """A critic linear in the action is its own multilinear extension: both q_gradient modes must
+    give the same actor gradient for the same sampled action (and the same value)."""
+    space = spaces.MultiDiscrete([3, 2, 4])
+    model = DiffCatSAC(
+        "MlpPolicy", FactoredEnv(space), seed=0, **{**SMALL, "policy_kwargs": dict(net_arch=dict(pi=[16], qf=[]))}
+    )
+    obs = th.rand(8, 4)
+    action = model.actor.distribution(obs, sampler="redge").rsample()
+    grads, values = [], []
+    for mode in ("neighbours", "autograd"):
+        model.q_gradient = mode
+        q = model.pathwise_q(obs, action)
+        values.append(q.detach())
+        grads.append(th.autograd.grad(q.sum(), model.actor.logits_net.weight, retain_graph=True)[0])
+    th.testing.assert_close(values[0], values[1])
+    th.testing.assert_close(grads[0], grads[1])
+    assert grads[0].abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "algo,kwargs",
     [
+        (DiffCatSAC, dict(q_gradient="autograd")),
         (DiffCatSAC, dict(backup_entropy=False)),
         (DiffCatSAC, dict(normalize_q=False, twin_q="mean", max_grad_norm=1.0)),
         (DiscreteSAC, dict(backup_entropy=False, twin_q="mean", max_grad_norm=1.0)),
@@ -207,6 +248,7 @@ def test_bad_hyperparameters_name_the_argument(algo, kwargs, argument):
         (dict(sampler_kwargs=dict(n_steps=1)), "n_steps"),
         (dict(sampler_kwargs=dict(t_1=1.5)), "t_1"),
         (dict(sampler_kwargs=dict(steps=3)), "sampler_kwargs"),
+        (dict(q_gradient="finite"), "q_gradient"),
     ],
 )
 def test_bad_sampler_settings(kwargs, argument):

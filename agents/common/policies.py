@@ -154,6 +154,20 @@ class OneHotCritic(TwinCritic):
         q_input = th.cat([self.features(obs), one_hot_actions], dim=1)
         return tuple(q_net(q_input) for q_net in self.q_networks)
 
+    def neighbour_values(self, obs: PyTorchObs, one_hot_actions: th.Tensor) -> Tuple[th.Tensor, ...]:
+        """Q-values of the actions one factor away: entry ``j`` (category ``k`` of factor ``i``) is
+        ``Q(s, a)`` with factor ``i`` of ``one_hot_actions`` switched to ``k`` (``a`` itself where
+        ``k = a_i``). These ``sum(K_i)`` values are the gradient of the critic's multilinear
+        extension at the vertex ``a``. :return: one ``(batch, sum(K_i))`` tensor per critic."""
+        features = self.features(obs)
+        width = one_hot_actions.shape[1]
+        eye = th.eye(width, device=one_hot_actions.device, dtype=one_hot_actions.dtype)
+        blocks = th.block_diag(*(th.ones(k, k) for k in self.action_dims)).to(eye)
+        # row j keeps the other factors of a and puts a 1 at column j inside its own factor
+        neighbours = one_hot_actions.unsqueeze(1) * (1 - blocks) + eye
+        q_input = th.cat([features.unsqueeze(1).expand(-1, width, -1), neighbours.to(features.dtype)], dim=2)
+        return tuple(q_net(q_input).squeeze(-1) for q_net in self.q_networks)
+
     def all_actions(self, obs: PyTorchObs) -> Tuple[th.Tensor, ...]:
         """Q-values of every action of a single-factor space: one ``(batch, K)`` tensor per critic."""
         if len(self.action_dims) != 1:

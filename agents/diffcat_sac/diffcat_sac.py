@@ -13,6 +13,8 @@ from rl_diffcat.agents.common.categorical_sac import CategoricalSAC
 from rl_diffcat.agents.diffcat_sac.policies import CnnPolicy, DiffCatSACPolicy, MlpPolicy, MultiInputPolicy
 from rl_diffcat.samplers import KNOBS, make_sampler
 
+Q_GRADIENTS = ("neighbours", "autograd")
+
 
 
 class DiffCatSAC(CategoricalSAC):
@@ -44,6 +46,10 @@ class DiffCatSAC(CategoricalSAC):
     :param normalize_q: divide the actor's Q term by the batch mean of ``|Q|`` (detached), so the
         actor gradient does not grow with the reward scale and ``alpha`` keeps the same meaning.
         ``False`` gives the textbook loss ``E_s[-alpha H - min_i Q_i(s, a~)]``.
+    :param q_gradient: where the actor's ``dQ/da~`` comes from. ``"neighbours"`` (default): the
+        critic's values at the ``sum(K_i)`` actions one factor away from the sampled ``a``, i.e. the
+        gradient of the critic's multilinear extension; ``"autograd"``: back-propagation through the
+        critic network at the one-hot input (the textbook pathwise loss).
     :param target_entropy_scale: target entropy as a fraction in (0, 1] of ``sum_i log K_i``.
     :param ent_coef_bounds: ``(min, max)`` of the tuned temperature.
     :param kwargs: the other hyperparameters of :class:`rl_diffcat.agents.common.categorical_sac.CategoricalSAC`
@@ -66,6 +72,7 @@ class DiffCatSAC(CategoricalSAC):
         sampler_kwargs: Optional[Dict[str, Any]] = None,
         exact_target: bool = False,
         normalize_q: bool = True,
+        q_gradient: str = "neighbours",
         target_entropy_scale: float = 0.5,
         ent_coef_bounds: Tuple[float, float] = (1e-4, 1.0),
         _init_setup_model: bool = True,
@@ -83,6 +90,9 @@ class DiffCatSAC(CategoricalSAC):
         self.sampler_kwargs = sampler_kwargs
         self.exact_target = bool(exact_target)
         self.normalize_q = bool(normalize_q)
+        if q_gradient not in Q_GRADIENTS:
+            raise ValueError(f"q_gradient must be one of {Q_GRADIENTS}, got {q_gradient!r}")
+        self.q_gradient = q_gradient
         super().__init__(
             policy,
             env,
@@ -102,6 +112,24 @@ class DiffCatSAC(CategoricalSAC):
                 f"exact_target=True enumerates the actions of a single Discrete space; got {self.action_space}. "
                 "Use exact_target=False (sampled next action) for MultiDiscrete/MultiBinary spaces"
             )
+
+    def pathwise_q(self, obs: th.Tensor, action: th.Tensor) -> th.Tensor:
+        """``Q(s, a~)`` (twin critics reduced by ``twin_q``) for the actor loss, shape ``(batch,)``.
+
+        ``action`` is the sampler's hard one-hot ``a~`` whose backward pass reaches the logits. With
+        ``q_gradient="neighbours"`` the value is ``Q(s, a)`` and ``dQ/da~_j`` is the critic's value at
+        the neighbour ``j`` of ``a`` (the gradient of its multilinear extension, exact along the
+        simplex edges); with ``"autograd"`` it is the critic network's derivative at the one-hot
+        input, which the critic never sees off the vertices and so can point the wrong way.
+        """
+        if self.q_gradient == "autograd":
+            return self.reduce_twin(self.critic(obs, action)).squeeze(-1)
+        with th.no_grad():
+            hard = action.detach()
+            q_neighbours = self.reduce_twin(self.critic.neighbour_values(obs, hard))
+            # the neighbour of a in its own category is a itself: read Q(s, a) off the first factor
+            q_hard = (q_neighbours * hard)[:, : self.action_dims[0]].sum(-1)
+        return q_hard + ((action - hard) * q_neighbours).sum(-1)
 
     def _train_step(
         self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor
@@ -126,7 +154,7 @@ class DiffCatSAC(CategoricalSAC):
         # whose backward pass carries dQ/da~ into the logits (the pathwise gradient).
         dist = self.actor.distribution(obs, sampler=self.sampler, **self.sampler_kwargs)
         entropy = dist.entropy()
-        q_pi = self.reduce_twin(self.critic(obs, dist.rsample())).squeeze(-1)
+        q_pi = self.pathwise_q(obs, dist.rsample())
         if self.normalize_q:
             q_pi = q_pi / q_pi.detach().abs().mean().clamp_min(1e-6)
         actor_loss = (-alpha * entropy - q_pi).mean()
