@@ -161,6 +161,7 @@ def _compare(args: argparse.Namespace) -> int:
         eval_freq=config["eval_freq"],
         n_eval_episodes=config["eval_episodes"],
         overrides=_parse_overrides(args.hyperparams),
+        log=lambda line: print(line, flush=True),
     )
     print(
         f"compare: {len(specs)} runs ({len(config['envs'])} envs x {len(config['algos'])} algos x {config['seeds']} seeds), "

@@ -22,7 +22,10 @@ ENV = "CartPole-v1"
 SMOKE_OVERRIDES = {
     "diffcat-sac": ["learning_starts=100", "batch_size=32"],
     "discrete-sac": ["learning_starts=100", "batch_size=32"],
+    "sac": ["learning_starts=100", "batch_size=32"],
 }
+# sac needs continuous actions: it trains on Pendulum, every other algo on CartPole.
+TRAIN_ENV = {"sac": "Pendulum-v1"}
 
 
 def _available(algo: str) -> bool:
@@ -46,7 +49,7 @@ COMPARE_ALGOS = [algo for algo in ("ppo", "diffcat-sac") if _available(algo)]
 @pytest.mark.parametrize("algo", ALGO_PARAMS)
 def test_train_saves_model_curve_and_prints_final_eval(algo, tmp_path, capsys):
     paths = {name: str(tmp_path / name) for name in ("model.zip", "eval.csv", "done.json", "tb")}
-    argv = ["train", ENV, "--algo", algo, "--steps", "300", "--seed", "1", "--device", "cpu", "--threads", "1"]
+    argv = ["train", TRAIN_ENV.get(algo, ENV), "--algo", algo, "--steps", "300", "--seed", "1", "--device", "cpu", "--threads", "1"]
     argv += ["--eval-freq", "150", "--eval-episodes", "2", "--no-progress", "--save-path", paths["model.zip"]]
     argv += ["--eval-csv", paths["eval.csv"], "--done-json", paths["done.json"], "--tensorboard-log", paths["tb"]]
     if algo in SMOKE_OVERRIDES:
@@ -149,11 +152,13 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", ENV, "--algo", "sac"], "valid algos are: diffcat-sac, discrete-sac, ppo, ppo-diffcat"),
+        (["train", ENV, "--algo", "sacc"], "valid algos are: diffcat-sac, discrete-sac, ppo, sac, ppo-diffcat"),
+        (["train", ENV, "--algo", "sac"], "sac supports only Box"),
         (["train", "CartPole-v9", "--algo", "ppo"], "Unknown env id 'CartPole-v9'; did you mean"),
         (["train", ENV, "--algo", "ppo", "--sampler", "redge"], "only valid for"),
         (["train", ENV, "--algo", "diffcat-sac", "--sampler", "nope"], "valid samplers are"),
         (["compare", "--envs", "rl_diffcat/PolyProg-D4-v0", "--algos", "discrete-sac"], "discrete-sac supports only Discrete"),
+        (["compare", "--envs", "Pendulum-v1", "--algos", "ppo", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--algos", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
         (["train", ENV, "--algo", "ppo", "--hyperparams", "oops"], "KEY=VALUE"),
         pytest.param(
@@ -166,6 +171,17 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
 def test_usage_errors_are_clear(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_compare_leaves_out_pairs_an_algo_does_not_support():
+    lines = []
+    specs = plan_runs(
+        [ENV, "Pendulum-v1"], ["sac", "ppo", "diffcat-sac"], [0], steps=100, eval_freq=50, log=lines.append
+    )
+    assert [(spec.env_id, spec.algo) for spec in specs] == [
+        (ENV, "ppo"), (ENV, "diffcat-sac"), ("Pendulum-v1", "sac"), ("Pendulum-v1", "ppo")
+    ]
+    assert len(lines) == 2 and "leaving out sac on CartPole-v1" in lines[0] and "diffcat-sac on Pendulum-v1" in lines[1]
 
 
 def test_hyperparams_files_have_defaults_and_env_entries():

@@ -91,6 +91,14 @@ ALGOS: Dict[str, AlgoSpec] = {
             "stable-baselines3 PPO with its categorical policy",
         ),
         AlgoSpec(
+            "sac",
+            _import("stable_baselines3:SAC"),
+            "sac.yml",
+            (spaces.Box,),
+            None,
+            "stable-baselines3 SAC (continuous Box actions: the reference for the discretized tasks)",
+        ),
+        AlgoSpec(
             "ppo-diffcat",
             _import("stable_baselines3:PPO"),
             "ppo_diffcat.yml",

@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rl_diffcat.benchmark.algos import (
     action_space_of,
@@ -178,8 +178,13 @@ def plan_runs(
     eval_freq: Optional[int] = None,
     n_eval_episodes: int = 10,
     overrides: Optional[Dict[str, Any]] = None,
+    log: Callable[[str], None] = print,
 ) -> List[RunSpec]:
     """Check every env and algo up front (a typo fails before anything trains) and list the runs.
+
+    An (env, algo) pair whose action space the algo does not support is left out (``log`` says so),
+    so one compare can put ``sac`` on ``Pendulum-v1`` beside ``diffcat-sac`` on its discretized twin;
+    an algo that fits none of the envs is an error.
 
     :param envs: env ids.
     :param algos: algo labels.
@@ -188,17 +193,31 @@ def plan_runs(
     :param eval_freq: env steps between evaluations; None evaluates about 20 times per run.
     :param n_eval_episodes: episodes per evaluation.
     :param overrides: hyperparameter overrides applied to every run.
+    :param log: receives one line per (env, algo) pair left out.
     :return: the runs, env-major then algo then seed.
     """
     if not envs or not algos or not seeds:
         raise ValueError("compare needs at least one env, one algo and one seed")
     for algo in algos:
         parse_algo(algo)
+    action_spaces = {env_id: action_space_of(env_id) for env_id in envs}
+    fits: Dict[Tuple[str, str], bool] = {}
+    for algo in algos:
+        errors = {}
+        for env_id, action_space in action_spaces.items():
+            try:
+                check_action_space(parse_algo(algo)[0], env_id, action_space)
+            except ValueError as error:
+                errors[env_id] = error
+            fits[env_id, algo] = env_id not in errors
+        if len(errors) == len(action_spaces):
+            raise errors[envs[0]]
     specs = []
     for env_id in envs:
-        action_space = action_space_of(env_id)
         for algo in algos:
-            check_action_space(parse_algo(algo)[0], env_id, action_space)
+            if not fits[env_id, algo]:
+                log(f"leaving out {algo} on {env_id}: its action space {action_spaces[env_id]} is not supported")
+                continue
             run_steps = int(steps if steps is not None else load_hyperparams(algo, env_id, overrides=overrides)["n_timesteps"])
             for seed in seeds:
                 specs.append(
