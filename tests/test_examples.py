@@ -84,7 +84,7 @@ def test_scripts_document_quick_flag(name):
 
 
 def run_speed_script(name: str, args: list, tmp_path) -> pd.DataFrame:
-    """Run a speed benchmark in a subprocess (it imports examples/_tables.py as a script would)."""
+    """Run a table-writing script in a subprocess (it imports examples/_tables.py as a script would)."""
     import subprocess
 
     out = tmp_path / f"{name}.csv"
@@ -113,3 +113,15 @@ def test_agent_speed_reports_both_agents(tmp_path):
     assert list(table["agent"]) == ["DiffCatSAC", "SAC"]
     assert (table[["env_steps_per_s", "grad_steps_per_s"]] > 0).all().all()
     assert table.loc[1, "grad_steps_per_s_ratio_vs_SAC"] == 1.0
+
+
+def test_critic_gradient_check_runs_on_a_saved_model(tmp_path):
+    from rl_diffcat.agents import DiffCatSAC
+
+    model = DiffCatSAC("MlpPolicy", "CartPole-v1", learning_starts=50, batch_size=16, seed=0,
+                       policy_kwargs=dict(net_arch=[16, 16])).learn(200)
+    model.save(tmp_path / "model.zip")
+    row = run_speed_script("critic_gradient_check", [str(tmp_path / "model.zip"), "--states", "64"], tmp_path).iloc[0]
+    for column in ("sign_agreement", "policy_mode_is_critic_best"):
+        assert 0.0 <= row[column] <= 1.0
+    assert row["derivative_to_difference_scale"] > 0
