@@ -1,0 +1,76 @@
+"""Our agents inside rl-zoo3 (``pip install 'rl-diffcat[zoo]'``).
+
+rl-zoo3 picks algorithms from its ``ALGOS`` table when it parses ``--algo``, so they must be
+registered in the same process before its command line is read. This module does that and then
+hands over to rl-zoo3's own ``train`` or ``enjoy``::
+
+    python -m rl_diffcat.zoo train --algo diffcat_sac --env CartPole-v1 -f logs/
+    python -m rl_diffcat.zoo enjoy --algo diffcat_sac --env CartPole-v1 -f logs/ --no-render -n 1000
+
+Every rl-zoo3 flag works. Unless ``-conf`` is given, the hyperparameters are ours
+(``rl_diffcat/hyperparams/*.yml``, exposed as the modules ``rl_diffcat.zoo.<algo>``), and
+``--gym-packages rl_diffcat.envs`` is added so the ``rl_diffcat/`` env ids resolve.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, List, Optional
+
+import torch.nn
+
+from rl_diffcat.benchmark.algos import ALGOS as CLI_ALGOS, _read_yaml, load_hyperparams
+
+# rl-zoo3 name -> our CLI name (rl-zoo3 spells algorithms with underscores).
+ZOO_ALGOS = {"diffcat_sac": "diffcat-sac", "discrete_sac": "discrete-sac", "ppo_diffcat": "ppo-diffcat"}
+
+
+def register() -> None:
+    """Add ``diffcat_sac``, ``discrete_sac`` and ``ppo_diffcat`` to rl-zoo3's ``ALGOS``."""
+    from rl_zoo3 import utils
+
+    for zoo_name, cli_name in ZOO_ALGOS.items():
+        utils.ALGOS[zoo_name] = CLI_ALGOS[cli_name].load_class()
+
+
+def zoo_hyperparams(cli_name: str) -> Dict[str, Dict[str, Any]]:
+    """Our hyperparameter file for ``cli_name`` in rl-zoo3's layout: one complete entry per env id
+    (rl-zoo3 does not merge an env entry over ``default``, so we do), plus ``default``.
+    ``lin_<x>`` schedules are rl-zoo3's own spelling; policy class names become dotted paths and
+    activation names ``torch.nn`` classes."""
+    table = _read_yaml(CLI_ALGOS[cli_name].hyperparams_file)
+    entries = {}
+    for env_id in table:
+        params = load_hyperparams(cli_name, env_id) if env_id != "default" else dict(table["default"])
+        policy = params.get("policy", "MlpPolicy")
+        algo_class = CLI_ALGOS[cli_name].load_class()
+        if policy not in getattr(algo_class, "policy_aliases", {}):
+            params["policy"] = f"rl_diffcat.sb3.{policy}"
+        activation = (params.get("policy_kwargs") or {}).get("activation_fn")
+        if isinstance(activation, str):  # rl-zoo3 takes a policy_kwargs dict from a module as is
+            params["policy_kwargs"]["activation_fn"] = getattr(torch.nn, activation)
+        entries[env_id] = params
+    return entries
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("train", "enjoy"):
+        raise SystemExit("usage: python -m rl_diffcat.zoo {train,enjoy} --algo diffcat_sac|discrete_sac|ppo_diffcat [rl-zoo3 flags]")
+    command, rest = argv[0], argv[1:]
+    register()
+    if "--gym-packages" not in rest:
+        rest += ["--gym-packages", "rl_diffcat.envs"]
+    if command == "train" and not {"-conf", "--conf-file"} & set(rest):
+        algo = rest[rest.index("--algo") + 1] if "--algo" in rest else "ppo"
+        if algo in ZOO_ALGOS:
+            rest += ["--conf-file", f"rl_diffcat.zoo.{algo}"]
+    sys.argv = [f"rl_zoo3.{command}", *rest]
+    if command == "train":
+        from rl_zoo3.train import train
+
+        train()
+    else:
+        from rl_zoo3.enjoy import enjoy
+
+        enjoy()

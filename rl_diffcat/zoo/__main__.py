@@ -1,0 +1,3 @@
+from rl_diffcat.zoo import main
+
+main()
