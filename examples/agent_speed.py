@@ -3,8 +3,8 @@
     python examples/agent_speed.py                    # CPU: discretized vs continuous Pendulum
     python examples/agent_speed.py --device cuda
 
-Both agents get the same network sizes (``--net-arch``), batch size and replay ratio (one gradient
-step per env step). DiffCatSAC runs on ``rl_diffcat/Pendulum-Discrete-v0`` (11 bins), SB3's SAC
+DiffCatSAC is timed with both ``q_gradient`` modes. All agents get the same network sizes
+(``--net-arch``), batch size and replay ratio (one gradient step per env step). DiffCatSAC runs on ``rl_diffcat/Pendulum-Discrete-v0`` (11 bins), SB3's SAC
 on ``Pendulum-v1``. The agents are timed in alternation, ``--repeats`` times each, and the best
 time of each is kept, which damps the noise of a shared machine. Prints a Markdown table and
 writes it as CSV (``--out``).
@@ -25,6 +25,10 @@ from rl_diffcat.agents import DiffCatSAC
 
 from _tables import write_rows  # examples/_tables.py
 
+DISCRETE_ENV = "rl_diffcat/Pendulum-Discrete-v0"
+# DiffCatSAC with both sources of the actor's dQ/da (see the README), then the reference.
+AGENTS = ("DiffCatSAC[neighbours]", "DiffCatSAC[autograd]", "SAC")
+
 
 def build(name: str, args: argparse.Namespace):
     common = dict(
@@ -38,8 +42,9 @@ def build(name: str, args: argparse.Namespace):
         seed=0,
         verbose=0,
     )
-    if name == "DiffCatSAC":
-        return DiffCatSAC("MlpPolicy", "rl_diffcat/Pendulum-Discrete-v0", sampler=args.sampler, **common)
+    if name.startswith("DiffCatSAC"):
+        q_gradient = name[len("DiffCatSAC[") : -1]
+        return DiffCatSAC("MlpPolicy", DISCRETE_ENV, sampler=args.sampler, q_gradient=q_gradient, **common)
     return SAC("MlpPolicy", "Pendulum-v1", **common)
 
 
@@ -68,7 +73,7 @@ def main(argv: List[str] | None = None) -> None:
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"device: {device}; torch {torch.__version__}; net_arch {args.net_arch}; batch {args.batch_size}")
-    models = {name: build(name, args) for name in ("DiffCatSAC", "SAC")}
+    models = {name: build(name, args) for name in AGENTS}
     for model in models.values():  # fill the buffer past learning_starts
         model.learn(2 * args.batch_size)
 
@@ -84,14 +89,15 @@ def main(argv: List[str] | None = None) -> None:
         rows.append(
             {
                 "agent": name,
-                "env": "rl_diffcat/Pendulum-Discrete-v0" if name == "DiffCatSAC" else "Pendulum-v1",
+                "env": "Pendulum-v1" if name == "SAC" else DISCRETE_ENV,
                 "env_steps_per_s": round(args.env_steps / min(env_time[name]), 1),
                 "grad_steps_per_s": round(args.grad_steps / min(grad_time[name]), 1),
             }
         )
-    for key in ("env_steps_per_s", "grad_steps_per_s"):
-        rows[0][f"{key}_ratio_vs_SAC"] = round(rows[0][key] / rows[1][key], 2)
-        rows[1][f"{key}_ratio_vs_SAC"] = 1.0
+    reference = rows[-1]
+    for row in rows:
+        for key in ("env_steps_per_s", "grad_steps_per_s"):
+            row[f"{key}_ratio_vs_SAC"] = round(row[key] / reference[key], 2)
     write_rows(rows, args.out)
 
 
