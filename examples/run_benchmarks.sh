@@ -8,14 +8,14 @@
 #
 # Re-running resumes: finished runs (results/<preset>/runs/*/done.json) are skipped.
 # Each preset writes results/<preset>/{summary.md,eval_curves.csv,runs.csv,learning_curves_<env>.png}.
-# LunarLander-v3 needs Box2D: pip install "rl-diffcat[box2d]".
+# LunarLander-v3 needs Box2D, HalfCheetah MuJoCo: pip install "rl-diffcat[all]".
 set -euo pipefail
 
 JOBS="${JOBS:-1}"
 DEVICE="${DEVICE:-auto}"
 PRESETS=("$@")
 if [ ${#PRESETS[@]} -eq 0 ]; then
-  PRESETS=(quick cartpole acrobot lunarlander)
+  PRESETS=(quick cartpole acrobot lunarlander pendulum halfcheetah)
 fi
 
 for preset in "${PRESETS[@]}"; do

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rl_diffcat.benchmark.algos import ALGOS, load_hyperparams, parse_algo
+from rl_diffcat.benchmark.presets import PRESETS
 from rl_diffcat.benchmark.report import write_results
 from rl_diffcat.benchmark import runner
 from rl_diffcat.benchmark.runner import RunSpec, plan_runs, read_done, run_compare, run_dir
@@ -192,3 +193,13 @@ def test_hyperparams_files_have_defaults_and_env_entries():
     assert sac["sampler"] == "gumbel_softmax" and sac["sampler_kwargs"] == {"n_steps": 5, "t_1": 0.3}
     assert load_hyperparams("ppo-diffcat", ENV, sampler="reinmax")["policy_kwargs"]["sampler"] == "reinmax"
     assert load_hyperparams("ppo", "Acrobot-v1")["n_envs"] == 16  # env entry over default
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_plans_its_runs(name):
+    preset = PRESETS[name]
+    specs = plan_runs(preset["envs"], preset["algos"], range(preset["seeds"]), steps=preset["steps"],
+                      eval_freq=preset["eval_freq"], n_eval_episodes=preset["eval_episodes"], log=lambda line: None)
+    planned = {(spec.env_id, spec.algo) for spec in specs}
+    assert {algo for _, algo in planned} == set(preset["algos"])  # every algo runs on some env
+    assert len(specs) == len(planned) * preset["seeds"]

@@ -52,6 +52,26 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "eval_episodes": 10,
         "results": "results/lunarlander",
     },
+    # Combinatorial actions: DiffCatSAC on the discretized task (11 bins per action dimension)
+    # beside SB3's SAC on the continuous original (compare leaves out the pairs that do not fit).
+    "pendulum": {
+        "envs": ["Pendulum-v1", "rl_diffcat/Pendulum-Discrete-v0"],
+        "algos": ["sac", "diffcat-sac"],
+        "seeds": 5,
+        "steps": 20_000,
+        "eval_freq": 1_000,
+        "eval_episodes": 10,
+        "results": "results/pendulum",
+    },
+    "halfcheetah": {
+        "envs": ["HalfCheetah-v5", "rl_diffcat/HalfCheetah-Discrete-v0"],
+        "algos": ["sac", "diffcat-sac"],
+        "seeds": 5,
+        "steps": 300_000,
+        "eval_freq": 10_000,
+        "eval_episodes": 10,
+        "results": "results/halfcheetah",
+    },
 }
 
 # Used when neither a preset nor a flag sets a value.
