@@ -31,6 +31,7 @@ LOADER = textwrap.dedent(
         ent_coef=float(model.current_ent_coef),
         sampler=getattr(model, "sampler", None),
         sampler_kwargs=getattr(model, "sampler_kwargs", None),
+        q_gradient=getattr(model, "q_gradient", None),
         actor_adam_steps=int(next(iter(model.actor.optimizer.state.values()))["step"]),
         alpha_adam_steps=int(next(iter(model.ent_coef_optimizer.state.values()))["step"]),
     )
@@ -48,7 +49,7 @@ LOADER = textwrap.dedent(
 @pytest.mark.parametrize(
     "algo,kwargs",
     [
-        (DiffCatSAC, dict(sampler="gumbel_softmax", sampler_kwargs=dict(n_steps=7, t_1=0.3, tau=0.6))),
+        (DiffCatSAC, dict(sampler="gumbel_softmax", sampler_kwargs=dict(n_steps=7, t_1=0.3, tau=0.6), q_gradient="autograd")),
         (DiscreteSAC, dict(twin_q="mean")),
     ],
 )
@@ -77,6 +78,7 @@ def test_save_load_in_fresh_process(algo, kwargs, tmp_path):
     assert restored["updates_after_learn"] > 0
     if algo is DiffCatSAC:
         assert restored["sampler"] == model.sampler and restored["sampler_kwargs"] == model.sampler_kwargs
+        assert restored["q_gradient"] == "autograd"  # not the constructor default
 
 
 def test_load_restores_fixed_temperature_and_exact_target(tmp_path):
