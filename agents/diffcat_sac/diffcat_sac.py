@@ -30,6 +30,11 @@ class DiffCatSAC(CategoricalSAC):
     algorithm. With a single ``Discrete`` space ``exact_target=True`` sums over all ``K`` actions
     instead (lower variance, ``K`` critic evaluations per next state).
 
+    The actor's ``dQ/da~`` is, by default (``q_gradient="neighbours"``), the critic's values at the
+    ``sum(K_i)`` actions one factor away from the sampled action, not the network's derivative at the
+    one-hot input: the critic is never trained off the one-hot vertices, and on CartPole that
+    derivative had the wrong sign in about a third of the states (see the README).
+
     The actor's Q term is divided by the batch mean of ``|Q|`` by default (``normalize_q``): the
     loss is then ``E_s[-alpha H - Q(s, a~) / mean|Q|]``, i.e. the plain SAC loss with the temperature
     ``alpha * mean|Q|``. Without it, on CartPole the pathwise gradient grows with the Q scale, the
