@@ -90,6 +90,9 @@ def test_compare_writes_csv_png_and_table_with_every_run(compare_dir):
     runs = pd.read_csv(os.path.join(results, "runs.csv"))
     assert set(zip(runs["algo"], runs["seed"])) == expected and (runs["status"] == "done").all()
     assert (runs["wall_clock_s"] > 0).all() and (runs["env_steps_per_s"] > 0).all()
+    mean_eval = curves.groupby(["algo", "seed"])["mean_return"].mean()
+    for row in runs.itertuples():
+        assert row.mean_eval_return == pytest.approx(mean_eval[row.algo, row.seed])
     png = os.path.join(results, f"learning_curves_{ENV}.png")
     with open(png, "rb") as file:
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"

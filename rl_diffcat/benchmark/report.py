@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import pandas as pd
 
@@ -13,7 +13,9 @@ from rl_diffcat.benchmark.runner import run_dir
 from rl_diffcat.benchmark.stats import bootstrap_ci
 
 FINISHED = ("done", "skipped")
-RUN_COLUMNS = ("env", "algo", "seed", "status", "steps", "final_mean_return", "wall_clock_s", "env_steps_per_s", "log")
+RUN_COLUMNS = (
+    "env", "algo", "seed", "status", "steps", "final_mean_return", "mean_eval_return", "wall_clock_s", "env_steps_per_s", "log",
+)
 
 
 def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.DataFrame:
@@ -33,8 +35,17 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
     return pd.concat(frames, ignore_index=True)[list(EVAL_COLUMNS)]
 
 
-def runs_table(statuses: Sequence[Dict[str, Any]]) -> pd.DataFrame:
-    """One row per run with its status (done, failed or missing), final return, wall-clock and env-steps/second."""
+def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """One row per run with its status (done, failed or missing), final return, mean return over all
+    its evaluations (the normalized area under its learning curve: it tells a run that learned fast
+    and stayed there from one that got there at the end, or dipped), wall-clock and env-steps/second.
+
+    :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
+    :param curves: the output of :func:`collect_curves` (None: no mean over evaluations).
+    """
+    mean_eval: Dict[Any, float] = {}
+    if curves is not None and not curves.empty:
+        mean_eval = curves.groupby(["env", "algo", "seed"])["mean_return"].mean().to_dict()
     rows = []
     for status in statuses:
         spec, summary = status["spec"], status["summary"] or {}
@@ -46,6 +57,7 @@ def runs_table(statuses: Sequence[Dict[str, Any]]) -> pd.DataFrame:
                 "status": "done" if status["status"] in FINISHED else status["status"],
                 "steps": spec.steps,
                 "final_mean_return": summary.get("final_mean_return", float("nan")),
+                "mean_eval_return": mean_eval.get((spec.env_id, spec.algo, spec.seed), float("nan")),
                 "wall_clock_s": summary.get("wall_clock_s", float("nan")),
                 "env_steps_per_s": summary.get("env_steps_per_s", float("nan")),
                 "log": status["log"],
@@ -72,16 +84,18 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
         "Final return = mean return of the last deterministic evaluation of a run. IQM = interquartile mean",
         "across seeds (rliable's definition) with a 95% percentile stratified-bootstrap CI"
         f" ({n_resamples} resamples, `rl_diffcat.benchmark.stats`). Wall-clock = duration of `learn()` including"
-        " evaluations; env-steps/s excludes evaluation time. Failed or missing runs are listed but not aggregated.",
+        " evaluations; env-steps/s excludes evaluation time. Mean of evaluations = a run's mean return over all its"
+        " evaluations (area under its learning curve / steps), averaged over seeds."
+        " Failed or missing runs are listed but not aggregated.",
     ]
     for env_id, env_runs in runs.groupby("env", sort=False):
         finished = env_runs[env_runs["status"].isin(FINISHED)]
-        lines += ["", f"## {env_id}", "", "| algo | seeds | steps | final return (mean ± std) | IQM [95% CI] | wall-clock s (mean) | env-steps/s (mean) |"]
-        lines.append("|---|---|---|---|---|---|---|")
+        lines += ["", f"## {env_id}", "", "| algo | seeds | steps | final return (mean ± std) | IQM [95% CI] | mean of evaluations | wall-clock s (mean) | env-steps/s (mean) |"]
+        lines.append("|---|---|---|---|---|---|---|---|")
         for algo, group in env_runs.groupby("algo", sort=False):
             done = finished[finished["algo"] == algo]
             if done.empty:
-                lines.append(f"| {algo} | 0 of {len(group)} | {group['steps'].iloc[0]} | no finished run | n/a | n/a | n/a |")
+                lines.append(f"| {algo} | 0 of {len(group)} | {group['steps'].iloc[0]} | no finished run | n/a | n/a | n/a | n/a |")
                 continue
             scores = done["final_mean_return"].to_numpy()
             estimate, low, high = bootstrap_ci(scores, "iqm", n_resamples=n_resamples)
@@ -89,12 +103,13 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
             seeds = f"{len(done)}" if len(done) == len(group) else f"{len(done)} of {len(group)}"
             lines.append(
                 f"| {algo} | {seeds} | {done['steps'].iloc[0]} | {scores.mean():.1f} ± {std:.1f} | "
-                f"{estimate:.1f} [{low:.1f}, {high:.1f}] | {done['wall_clock_s'].mean():.1f} | {done['env_steps_per_s'].mean():.0f} |"
+                f"{estimate:.1f} [{low:.1f}, {high:.1f}] | {_fmt(done['mean_eval_return'].mean())} | "
+                f"{done['wall_clock_s'].mean():.1f} | {done['env_steps_per_s'].mean():.0f} |"
             )
-        lines += ["", "| algo | seed | status | final return | wall-clock s | env-steps/s |", "|---|---|---|---|---|---|"]
+        lines += ["", "| algo | seed | status | final return | mean of evaluations | wall-clock s | env-steps/s |", "|---|---|---|---|---|---|---|"]
         for row in env_runs.itertuples():
             lines.append(
-                f"| {row.algo} | {row.seed} | {row.status} | {_fmt(row.final_mean_return)} | "
+                f"| {row.algo} | {row.seed} | {row.status} | {_fmt(row.final_mean_return)} | {_fmt(row.mean_eval_return)} | "
                 f"{_fmt(row.wall_clock_s)} | {_fmt(row.env_steps_per_s, 0)} |"
             )
     return "\n".join(lines) + "\n"
@@ -109,7 +124,7 @@ def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str) -> Dict[
     """
     os.makedirs(results_dir, exist_ok=True)
     curves = collect_curves(statuses, results_dir)
-    runs = runs_table(statuses)
+    runs = runs_table(statuses, curves)
     written: Dict[str, List[str]] = {"csv": [], "markdown": [], "png": []}
     for name, frame in (("eval_curves.csv", curves), ("runs.csv", runs)):
         path = os.path.join(results_dir, name)
