@@ -13,6 +13,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def load_script(name: str):
     """Import ``examples/<name>.py`` as a module (examples/ is not a package)."""
+    if str(EXAMPLES) not in sys.path:  # the scripts import their sibling _tables.py
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up here
@@ -125,3 +127,18 @@ def test_critic_gradient_check_runs_on_a_saved_model(tmp_path):
     for column in ("sign_agreement", "policy_mode_is_critic_best"):
         assert 0.0 <= row[column] <= 1.0
     assert row["derivative_to_difference_scale"] > 0
+
+
+def test_curve_stats_on_a_hand_built_curve():
+    script = load_script("curve_stats")
+    curves = pd.DataFrame(
+        [("E", "a", 0, step, ret) for step, ret in [(0, 0), (1, 500), (2, 100), (3, 500)]]
+        + [("E", "a", 1, step, ret) for step, ret in [(0, 0), (1, 10), (2, 480), (3, 490)]]
+        + [("E", "b", 0, step, ret) for step, ret in [(0, 0), (1, 10), (2, 20), (3, 30)]],
+        columns=["env", "algo", "seed", "step", "mean_return"],
+    )
+    a, b = script.curve_stats(curves, threshold=475)
+    assert a["mean_of_evaluations"] == round((275 + 245) / 2, 1)
+    assert a["first_step_at_threshold_mean"] == 2 and a["first_step_at_threshold_worst"] == 2
+    assert a["evaluations_below_after_first"] == 1 and a["seeds_never_at_threshold"] == 0
+    assert b["first_step_at_threshold_mean"] == "never" and b["seeds_never_at_threshold"] == 1
