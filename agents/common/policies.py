@@ -123,6 +123,10 @@ class TwinCritic(BaseModel):
         self.share_features_extractor = share_features_extractor
         self.n_critics = n_critics
         in_dim, out_dim = self.q_net_dims(features_dim)
+        # Masks for neighbour_values, built once instead of every gradient step (not saved).
+        eye = th.eye(sum(self.action_dims))
+        self.register_buffer("eye_actions", eye, persistent=False)
+        self.register_buffer("other_factors", 1 - th.block_diag(*(th.ones(k, k) for k in self.action_dims)), persistent=False)
         self.q_networks: List[nn.Module] = []
         for idx in range(n_critics):
             q_net = nn.Sequential(*create_mlp(in_dim, out_dim, net_arch, activation_fn))
@@ -161,10 +165,8 @@ class OneHotCritic(TwinCritic):
         extension at the vertex ``a``. :return: one ``(batch, sum(K_i))`` tensor per critic."""
         features = self.features(obs)
         width = one_hot_actions.shape[1]
-        eye = th.eye(width, device=one_hot_actions.device, dtype=one_hot_actions.dtype)
-        blocks = th.block_diag(*(th.ones(k, k) for k in self.action_dims)).to(eye)
         # row j keeps the other factors of a and puts a 1 at column j inside its own factor
-        neighbours = one_hot_actions.unsqueeze(1) * (1 - blocks) + eye
+        neighbours = one_hot_actions.unsqueeze(1) * self.other_factors.to(one_hot_actions) + self.eye_actions.to(one_hot_actions)
         q_input = th.cat([features.unsqueeze(1).expand(-1, width, -1), neighbours.to(features.dtype)], dim=2)
         return tuple(q_net(q_input).squeeze(-1) for q_net in self.q_networks)
 
