@@ -463,11 +463,17 @@ KNOBS = ("n_steps", "t_1", "tau")
 """Every sampler hyperparameter (each sampler takes a subset)."""
 
 
-@functools.lru_cache(maxsize=None)
+_KNOBS_OF: Dict[str, Tuple[str, ...]] = {}
+
+
 def sampler_knobs(name: str) -> Tuple[str, ...]:
-    """:return: the hyperparameters that sampler ``name`` accepts (a subset of :data:`KNOBS`)."""
-    params = inspect.signature(get_sampler(name)).parameters
-    return tuple(k for k in KNOBS if k in params)
+    """:return: the hyperparameters that sampler ``name`` accepts (a subset of :data:`KNOBS`).
+
+    Cached in a plain dict (not ``lru_cache``) so ``torch.compile`` can trace the lookup."""
+    if name not in _KNOBS_OF:
+        params = inspect.signature(get_sampler(name)).parameters
+        _KNOBS_OF[name] = tuple(k for k in KNOBS if k in params)
+    return _KNOBS_OF[name]
 
 
 def get_sampler(name: str) -> Callable[..., Tensor]:

@@ -256,6 +256,72 @@ def test_bad_sampler_settings(kwargs, argument):
         DiffCatSAC("MlpPolicy", "CartPole-v1", **kwargs)
 
 
+def losses_and_gradients(model, loss_fn, args, seed=0):
+    """Loss value and the gradients it sends to the model's parameters, for one fixed minibatch."""
+    model.policy.zero_grad(set_to_none=True)
+    th.manual_seed(seed)
+    loss, _ = loss_fn(*args)
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.policy.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize(
+    "algo,kwargs",
+    [(DiffCatSAC, {}), (DiffCatSAC, dict(q_gradient="autograd", exact_target=True)), (DiscreteSAC, {})],
+)
+def test_compiled_update_matches_eager(algo, kwargs):
+    """compile_update traces the critic and actor losses into graphs: same losses and gradients as
+    the eager methods on a fixed minibatch. Here through the ``aot_eager`` backend (traced forward,
+    AOT-derived backward, no code generation, so it stays fast); the code-generating backend is
+    checked in the slow test below and on CUDA."""
+    model = algo("MlpPolicy", FactoredEnv(spaces.Discrete(3)), seed=0, **{**SMALL, **kwargs}).learn(100)
+    twin = type(model)("MlpPolicy", model.env, seed=0, compile_update=True, compile_kwargs=dict(backend="aot_eager"), **{**SMALL, **kwargs})
+    twin.policy.load_state_dict(model.policy.state_dict())
+    data, alpha = model.replay_buffer.sample(16), th.tensor(0.2)
+    for method in ("critic", "actor"):
+        args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha)
+        want_loss, want_grads = losses_and_gradients(model, getattr(model, f"{method}_loss"), args)
+        got_loss, got_grads = losses_and_gradients(twin, getattr(twin, f"_{method}_loss_fn"), args)
+        th.testing.assert_close(got_loss, want_loss)
+        assert got_grads.keys() == want_grads.keys() and want_grads
+        for name in want_grads:
+            th.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-4, atol=1e-6)
+    twin.replay_buffer = model.replay_buffer
+    twin.learn(50, reset_num_timesteps=False)  # the whole loop runs compiled
+    assert all(th.isfinite(p).all() for p in twin.policy.parameters())
+
+
+def test_compile_update_is_not_saved(tmp_path):
+    """The compiled functions are rebuilt on load, not pickled."""
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.Discrete(3)), seed=0, compile_update=True,
+                       compile_kwargs=dict(backend="aot_eager"), **SMALL).learn(80)
+    model.save(tmp_path / "model")
+    loaded = DiffCatSAC.load(tmp_path / "model", env=model.env)
+    assert loaded.compile_update and loaded.compile_kwargs == dict(backend="aot_eager")
+    assert loaded._critic_loss_fn is not loaded.critic_loss  # compiled again
+    loaded.learn(40, reset_num_timesteps=False)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_update_matches_eager():
+    """The same check with torch.compile's default (code-generating) backend on CPU, with eager random
+    numbers so both paths draw the same samples (slow: tens of seconds of compilation)."""
+    from torch._inductor import config
+
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), seed=0, **SMALL).learn(100)
+    with config.patch(fallback_random=True):
+        twin = type(model)("MlpPolicy", model.env, seed=0, compile_update=True, **SMALL)
+        twin.policy.load_state_dict(model.policy.state_dict())
+        data, alpha = model.replay_buffer.sample(16), th.tensor(0.2)
+        for method in ("critic", "actor"):
+            args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha)
+            want_loss, want_grads = losses_and_gradients(model, getattr(model, f"{method}_loss"), args)
+            got_loss, got_grads = losses_and_gradients(twin, getattr(twin, f"_{method}_loss_fn"), args)
+            th.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
+            for name in want_grads:
+                th.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-4, atol=1e-5)
+
+
 @requires_cuda
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
 def test_smoke_on_cuda(algo):

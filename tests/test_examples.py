@@ -114,7 +114,20 @@ def test_agent_speed_reports_both_agents(tmp_path):
     )
     assert list(table["agent"]) == ["DiffCatSAC[neighbours]", "DiffCatSAC[autograd]", "SAC"]
     assert (table[["env_steps_per_s", "grad_steps_per_s"]] > 0).all().all()
-    assert table.loc[2, "grad_steps_per_s_ratio_vs_SAC"] == 1.0
+    assert table.loc[2, "grad_steps_per_s_ratio"] == 1.0
+
+
+def test_agent_speed_minatar_rows_compare_to_discrete_sac(tmp_path):
+    pytest.importorskip("minatar")
+    table = run_speed_script(
+        "agent_speed",
+        ["--device", "cpu", "--env-steps", "20", "--grad-steps", "5", "--batch-size", "16", "--net-arch", "16",
+         "--repeats", "1", "--minatar"],
+        tmp_path,
+    ).set_index("agent")
+    assert table.loc["DiffCatSAC[MinAtar CNN]", "reference"] == "DiscreteSAC[MinAtar CNN]"
+    assert table.loc["DiscreteSAC[MinAtar CNN]", "grad_steps_per_s_ratio"] == 1.0
+    assert (table["grad_steps_per_s"] > 0).all()
 
 
 def test_critic_gradient_check_runs_on_a_saved_model(tmp_path):

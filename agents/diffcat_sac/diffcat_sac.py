@@ -136,13 +136,12 @@ class DiffCatSAC(CategoricalSAC):
             q_hard = (q_neighbours * hard)[:, : self.action_dims[0]].sum(-1)
         return q_hard + ((action - hard) * q_neighbours).sum(-1)
 
-    def _train_step(
+    def critic_loss(
         self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor
-    ) -> Dict[str, th.Tensor]:
-        obs, next_obs = replay_data.observations, replay_data.next_observations
-
-        # Critic target: y = r + gamma (1 - d) [min_j Q'_j(s', a') + alpha H(pi(.|s'))],  a' ~ pi(.|s')
-        # (or the exact sum_a' pi(a'|s') min_j Q'_j(s', a') with exact_target).
+    ) -> Tuple[th.Tensor, th.Tensor]:
+        """Critic target: ``y = r + gamma (1 - d) [min_j Q'_j(s', a') + alpha H(pi(.|s'))]`` with
+        ``a' ~ pi(.|s')`` (or the exact ``sum_a' pi(a'|s') min_j Q'_j(s', a')`` with ``exact_target``)."""
+        next_obs = replay_data.next_observations
         with th.no_grad():
             next_dist = self.actor.distribution(next_obs)
             if self.exact_target:
@@ -152,22 +151,15 @@ class DiffCatSAC(CategoricalSAC):
                 next_q = self.reduce_twin(self.critic_target(next_obs, next_dist.sample()))
             next_v = next_q + alpha * next_dist.entropy().unsqueeze(-1) if self.backup_entropy else next_q
             target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_v
-        current_q = self.critic(obs, self.buffer_one_hot(replay_data.actions))
-        critic_loss = self.critic_update(current_q, target_q)
+        current_q = self.critic(replay_data.observations, self.buffer_one_hot(replay_data.actions))
+        return self.td_loss(current_q, target_q), th.stack(current_q).mean().detach()
 
-        # Actor: L = E_s[ -alpha H(pi(.|s)) - min_i Q_i(s, a~) ], a~ = hard one-hot from the sampler
-        # whose backward pass carries dQ/da~ into the logits (the pathwise gradient).
+    def actor_loss(self, obs: Any, alpha: th.Tensor) -> Tuple[th.Tensor, th.Tensor]:
+        """``L = E_s[ -alpha H(pi(.|s)) - min_i Q_i(s, a~) ]``, ``a~`` = the sampler's hard one-hot,
+        whose backward pass carries ``dQ/da~`` into the logits (the pathwise gradient)."""
         dist = self.actor.distribution(obs, sampler=self.sampler, **self.sampler_kwargs)
         entropy = dist.entropy()
         q_pi = self.pathwise_q(obs, dist.rsample())
         if self.normalize_q:
             q_pi = q_pi / q_pi.detach().abs().mean().clamp_min(1e-6)
-        actor_loss = (-alpha * entropy - q_pi).mean()
-        self.optimizer_step(self.actor.optimizer, actor_loss)
-
-        return dict(
-            critic_loss=critic_loss,
-            actor_loss=actor_loss.detach(),
-            entropy=entropy.mean().detach(),
-            q_mean=th.stack(current_q).mean().detach(),
-        )
+        return (-alpha * entropy - q_pi).mean(), entropy.mean().detach()

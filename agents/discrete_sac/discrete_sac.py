@@ -59,12 +59,11 @@ class DiscreteSAC(CategoricalSAC):
             **kwargs,
         )
 
-    def _train_step(
+    def critic_loss(
         self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor
-    ) -> Dict[str, th.Tensor]:
-        obs, next_obs = replay_data.observations, replay_data.next_observations
-
-        # Critic target: y = r + gamma (1 - d) sum_a' pi(a'|s') [min_j Q'_j(s', a') - alpha log pi(a'|s')]
+    ) -> Tuple[th.Tensor, th.Tensor]:
+        """Critic target: ``y = r + gamma (1 - d) sum_a' pi(a'|s') [min_j Q'_j(s', a') - alpha log pi(a'|s')]``."""
+        next_obs = replay_data.next_observations
         with th.no_grad():
             next_dist = self.actor.distribution(next_obs)
             next_q_all = self.reduce_twin(self.critic_target(next_obs))
@@ -72,20 +71,14 @@ class DiscreteSAC(CategoricalSAC):
             next_v = (next_dist.probs * soft_q).sum(-1, keepdim=True)
             target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_v
         actions = replay_data.actions.long().reshape(-1, 1)
-        current_q = tuple(q.gather(1, actions) for q in self.critic(obs))
-        critic_loss = self.critic_update(current_q, target_q)
+        current_q = tuple(q.gather(1, actions) for q in self.critic(replay_data.observations))
+        return self.td_loss(current_q, target_q), th.stack(current_q).mean().detach()
 
-        # Actor: L = E_s[ sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a)) ], critics held fixed.
+    def actor_loss(self, obs: Any, alpha: th.Tensor) -> Tuple[th.Tensor, th.Tensor]:
+        """``L = E_s[ sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a)) ]``, critics held fixed."""
         dist = self.actor.distribution(obs)
         with th.no_grad():
             q_all = self.reduce_twin(self.critic(obs))
         probs, log_probs = dist.probs, dist.logits
-        actor_loss = (probs * (alpha * log_probs - q_all)).sum(-1).mean()
-        self.optimizer_step(self.actor.optimizer, actor_loss)
-
-        return dict(
-            critic_loss=critic_loss,
-            actor_loss=actor_loss.detach(),
-            entropy=dist.entropy().mean().detach(),
-            q_mean=th.stack(current_q).mean().detach(),
-        )
+        loss = (probs * (alpha * log_probs - q_all)).sum(-1).mean()
+        return loss, dist.entropy().mean().detach()
