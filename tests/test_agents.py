@@ -302,17 +302,16 @@ def test_compile_update_is_not_saved(tmp_path):
     loaded.learn(40, reset_num_timesteps=False)
 
 
-@pytest.mark.slow
-def test_inductor_compiled_update_matches_eager():
-    """The same check with torch.compile's default (code-generating) backend on CPU, with eager random
-    numbers so both paths draw the same samples (slow: tens of seconds of compilation)."""
+def check_inductor_update_matches_eager(device):
+    """torch.compile's default (code-generating) backend, with eager random numbers so both paths
+    draw the same samples: same losses and gradients as the eager methods."""
     from torch._inductor import config
 
-    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), seed=0, **SMALL).learn(100)
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), seed=0, device=device, **SMALL).learn(100)
     with config.patch(fallback_random=True):
-        twin = type(model)("MlpPolicy", model.env, seed=0, compile_update=True, **SMALL)
+        twin = type(model)("MlpPolicy", model.env, seed=0, device=device, compile_update=True, **SMALL)
         twin.policy.load_state_dict(model.policy.state_dict())
-        data, alpha = model.replay_buffer.sample(16), th.tensor(0.2)
+        data, alpha = model.replay_buffer.sample(16), th.tensor(0.2, device=device)
         for method in ("critic", "actor"):
             args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha)
             want_loss, want_grads = losses_and_gradients(model, getattr(model, f"{method}_loss"), args)
@@ -320,6 +319,20 @@ def test_inductor_compiled_update_matches_eager():
             th.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
             for name in want_grads:
                 th.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-4, atol=1e-5)
+        twin.replay_buffer = model.replay_buffer
+        twin.learn(50, reset_num_timesteps=False)
+    assert all(th.isfinite(p).all() for p in twin.policy.parameters())
+
+
+@pytest.mark.slow
+def test_inductor_compiled_update_matches_eager_on_cpu():
+    """Slow: tens of seconds of C++ compilation on CPU."""
+    check_inductor_update_matches_eager("cpu")
+
+
+@requires_cuda
+def test_inductor_compiled_update_matches_eager_on_cuda():
+    check_inductor_update_matches_eager("cuda")
 
 
 @requires_cuda
