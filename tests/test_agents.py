@@ -265,6 +265,20 @@ def losses_and_gradients(model, loss_fn, args, seed=0):
     return loss.detach(), {name: p.grad.clone() for name, p in model.policy.named_parameters() if p.grad is not None}
 
 
+def assert_same_losses_and_gradients(model, twin, rtol=1.3e-6, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-6):
+    """``twin`` (same parameters, compiled update) computes ``model``'s losses and gradients on one
+    fixed minibatch, drawing the same random numbers."""
+    data, alpha = model.replay_buffer.sample(16), th.tensor(0.2, device=model.device)
+    for method in ("critic", "actor"):
+        args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha)
+        want_loss, want_grads = losses_and_gradients(model, getattr(model, f"{method}_loss"), args)
+        got_loss, got_grads = losses_and_gradients(twin, getattr(twin, f"_{method}_loss_fn"), args)
+        th.testing.assert_close(got_loss, want_loss, rtol=rtol, atol=atol)
+        assert got_grads.keys() == want_grads.keys() and want_grads
+        for name in want_grads:
+            th.testing.assert_close(got_grads[name], want_grads[name], rtol=grad_rtol, atol=grad_atol)
+
+
 @pytest.mark.parametrize(
     "algo,kwargs",
     [(DiffCatSAC, {}), (DiffCatSAC, dict(q_gradient="autograd", exact_target=True)), (DiscreteSAC, {})],
@@ -277,15 +291,7 @@ def test_compiled_update_matches_eager(algo, kwargs):
     model = algo("MlpPolicy", FactoredEnv(spaces.Discrete(3)), seed=0, **{**SMALL, **kwargs}).learn(100)
     twin = type(model)("MlpPolicy", model.env, seed=0, compile_update=True, compile_kwargs=dict(backend="aot_eager"), **{**SMALL, **kwargs})
     twin.policy.load_state_dict(model.policy.state_dict())
-    data, alpha = model.replay_buffer.sample(16), th.tensor(0.2)
-    for method in ("critic", "actor"):
-        args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha)
-        want_loss, want_grads = losses_and_gradients(model, getattr(model, f"{method}_loss"), args)
-        got_loss, got_grads = losses_and_gradients(twin, getattr(twin, f"_{method}_loss_fn"), args)
-        th.testing.assert_close(got_loss, want_loss)
-        assert got_grads.keys() == want_grads.keys() and want_grads
-        for name in want_grads:
-            th.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-4, atol=1e-6)
+    assert_same_losses_and_gradients(model, twin)
     twin.replay_buffer = model.replay_buffer
     twin.learn(50, reset_num_timesteps=False)  # the whole loop runs compiled
     assert all(th.isfinite(p).all() for p in twin.policy.parameters())
@@ -311,14 +317,7 @@ def check_inductor_update_matches_eager(device):
     with config.patch(fallback_random=True):
         twin = type(model)("MlpPolicy", model.env, seed=0, device=device, compile_update=True, **SMALL)
         twin.policy.load_state_dict(model.policy.state_dict())
-        data, alpha = model.replay_buffer.sample(16), th.tensor(0.2, device=device)
-        for method in ("critic", "actor"):
-            args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha)
-            want_loss, want_grads = losses_and_gradients(model, getattr(model, f"{method}_loss"), args)
-            got_loss, got_grads = losses_and_gradients(twin, getattr(twin, f"_{method}_loss_fn"), args)
-            th.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
-            for name in want_grads:
-                th.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-4, atol=1e-5)
+        assert_same_losses_and_gradients(model, twin, rtol=1e-5, atol=1e-6, grad_atol=1e-5)
         twin.replay_buffer = model.replay_buffer
         twin.learn(50, reset_num_timesteps=False)
     assert all(th.isfinite(p).all() for p in twin.policy.parameters())
