@@ -40,10 +40,11 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
         "DiffCatSAC[neighbours]": dict(cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient="neighbours"), ref="SAC"),
         "DiffCatSAC[autograd]": dict(cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient="autograd"), ref="SAC"),
     }
+    compiled = dict(compile_update=True, compile_kwargs=dict(mode=args.compile_mode) if args.compile_mode else None)
     if args.compile:
         for mode in ("neighbours", "autograd"):
             table[f"DiffCatSAC[{mode}, compiled]"] = dict(
-                cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient=mode, compile_update=True), ref="SAC"
+                cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient=mode, **compiled), ref="SAC"
             )
     table["SAC"] = dict(cls=SAC, env="Pendulum-v1", kwargs={}, ref="SAC")
     if args.minatar:
@@ -51,7 +52,7 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
         table["DiffCatSAC[MinAtar CNN]"] = dict(cls=DiffCatSAC, env=MINATAR_ENV, kwargs=cnn, ref="DiscreteSAC[MinAtar CNN]")
         if args.compile:
             table["DiffCatSAC[MinAtar CNN, compiled]"] = dict(
-                cls=DiffCatSAC, env=MINATAR_ENV, kwargs=dict(cnn, compile_update=True), ref="DiscreteSAC[MinAtar CNN]"
+                cls=DiffCatSAC, env=MINATAR_ENV, kwargs=dict(cnn, **compiled), ref="DiscreteSAC[MinAtar CNN]"
             )
         table["DiscreteSAC[MinAtar CNN]"] = dict(cls=DiscreteSAC, env=MINATAR_ENV, kwargs=cnn, ref="DiscreteSAC[MinAtar CNN]")
     return table
@@ -97,6 +98,7 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--sampler", default="redge")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also time DiffCatSAC with compile_update=True")
+    parser.add_argument("--compile-mode", default=None, help="torch.compile mode of --compile (e.g. reduce-overhead)")
     parser.add_argument("--minatar", action="store_true", help="also time the MinAtar CNN agents")
     parser.add_argument("--out", default="results/agent_speed.csv")
     args = parser.parse_args(argv)

@@ -190,8 +190,17 @@ def diffusion_schedule(n_steps: int, t_1: float) -> Tuple[List[float], List[floa
     """
     check_n_steps(n_steps)
     check_t_1(t_1)
-    a = [1.0] + torch.linspace(1.0 - float(t_1), 1e-4, n_steps - 1, dtype=torch.float64).tolist()
+    a = [1.0] + _linspace(1.0 - float(t_1), 1e-4, n_steps - 1)
     return a, [1.0 - ai for ai in a]
+
+
+def _linspace(start: float, end: float, steps: int) -> List[float]:
+    """``torch.linspace(start, end, steps, dtype=float64).tolist()`` (equal up to float64 rounding) in
+    plain Python, so ``torch.compile`` traces the schedule without a graph break."""
+    if steps == 1:
+        return [start]
+    step = (end - start) / (steps - 1)
+    return [start + step * i if i < steps // 2 else end - step * (steps - 1 - i) for i in range(steps)]
 
 
 def redge_denoise(

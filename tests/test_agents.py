@@ -297,6 +297,20 @@ def test_compiled_update_matches_eager(algo, kwargs):
     assert all(th.isfinite(p).all() for p in twin.policy.parameters())
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("q_gradient", ["neighbours", "autograd"])
+def test_losses_trace_into_single_graphs(sampler, q_gradient):
+    """No graph break in either loss: each compiles to one graph (fewer launches and host syncs)."""
+    import torch._dynamo
+
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), sampler=sampler, q_gradient=q_gradient,
+                       seed=0, **SMALL).learn(60)
+    data, alpha = model.replay_buffer.sample(16), th.tensor(0.1)
+    for fn, args in ((model.critic_loss, (data, model.gamma, alpha)), (model.actor_loss, (data.observations, alpha))):
+        explanation = torch._dynamo.explain(fn)(*args)
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
 def test_compile_update_is_not_saved(tmp_path):
     """The compiled functions are rebuilt on load, not pickled."""
     model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.Discrete(3)), seed=0, compile_update=True,

@@ -303,7 +303,10 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.optimizer_step(self.critic.optimizer, critic_loss)
         actor_loss, entropy = self._actor_loss_fn(replay_data.observations, alpha)
         self.optimizer_step(self.actor.optimizer, actor_loss)
-        return dict(critic_loss=critic_loss.detach(), actor_loss=actor_loss.detach(), entropy=entropy, q_mean=q_mean)
+        logs = dict(critic_loss=critic_loss.detach(), actor_loss=actor_loss.detach(), entropy=entropy, q_mean=q_mean)
+        if self.compile_update:  # outputs of a CUDA-graph replay are overwritten by the next replay
+            logs = {key: value.clone() for key, value in logs.items()}
+        return logs
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
