@@ -124,3 +124,11 @@ def test_masked_entropy_has_finite_gradient():
     mask = torch.tensor([True, False, True, True, False])
     DiffusionCategorical(logits=logits, mask=mask).entropy().sum().backward()
     assert torch.isfinite(logits.grad).all() and (logits.grad[:, ~mask] == 0).all()
+
+
+def test_explicit_validation_survives_torch_compile():
+    """torch.compile's first call turns torch.distributions' default validation off for the process;
+    validate_args=True still checks (the README says so)."""
+    torch.compile(lambda x: x + 1, backend="eager")(torch.ones(1))
+    with pytest.raises(ValueError, match="NaN"):
+        DiffusionCategorical(logits=torch.tensor([0.0, float("nan")]), validate_args=True)
