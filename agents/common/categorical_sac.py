@@ -1,6 +1,6 @@
 """What both categorical SAC agents share: hyperparameter checks, temperature tuning, the twin-critic
-TD update, target-network averaging, logging and saving. Each agent only writes its losses
-(``_train_step``)."""
+TD update, target-network averaging, logging, saving and the optional compiled update. Each agent
+only writes its two losses (``critic_loss`` and ``actor_loss``)."""
 
 from __future__ import annotations
 
