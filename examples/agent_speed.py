@@ -40,22 +40,35 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
         "DiffCatSAC[neighbours]": dict(cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient="neighbours"), ref="SAC"),
         "DiffCatSAC[autograd]": dict(cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient="autograd"), ref="SAC"),
     }
-    compiled = dict(compile_update=True, compile_kwargs=dict(mode=args.compile_mode) if args.compile_mode else None)
+    compile_modes = args.compile_mode or ["default"]
+
+    def compiled(mode: str) -> Dict[str, Any]:
+        return dict(compile_update=True, compile_kwargs=None if mode == "default" else dict(mode=mode))
+
+    def tag(mode: str) -> str:
+        return "compiled" if mode == "default" else f"compiled:{mode}"
+
     if args.compile:
-        for mode in ("neighbours", "autograd"):
-            table[f"DiffCatSAC[{mode}, compiled]"] = dict(
-                cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient=mode, **compiled), ref="SAC"
-            )
+        for cmode in compile_modes:
+            for mode in ("neighbours", "autograd"):
+                table[f"DiffCatSAC[{mode}, {tag(cmode)}]"] = dict(
+                    cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient=mode, **compiled(cmode)), ref="SAC"
+                )
     table["SAC"] = dict(cls=SAC, env="Pendulum-v1", kwargs={}, ref="SAC")
     if args.minatar:
         cnn = dict(policy="CnnPolicy", policy_kwargs=dict(features_extractor_class=MinAtarCNN, net_arch=args.net_arch))
         table["DiffCatSAC[MinAtar CNN]"] = dict(cls=DiffCatSAC, env=MINATAR_ENV, kwargs=cnn, ref="DiscreteSAC[MinAtar CNN]")
         if args.compile:
-            table["DiffCatSAC[MinAtar CNN, compiled]"] = dict(
-                cls=DiffCatSAC, env=MINATAR_ENV, kwargs=dict(cnn, **compiled), ref="DiscreteSAC[MinAtar CNN]"
-            )
+            for cmode in compile_modes:
+                table[f"DiffCatSAC[MinAtar CNN, {tag(cmode)}]"] = dict(
+                    cls=DiffCatSAC, env=MINATAR_ENV, kwargs=dict(cnn, **compiled(cmode)), ref="DiscreteSAC[MinAtar CNN]"
+                )
         table["DiscreteSAC[MinAtar CNN]"] = dict(cls=DiscreteSAC, env=MINATAR_ENV, kwargs=cnn, ref="DiscreteSAC[MinAtar CNN]")
     return table
+
+
+def _references(specs: Dict[str, Dict[str, Any]], names: List[str]) -> set:
+    return {specs[name]["ref"] for name in names}
 
 
 def build(spec: Dict[str, Any], args: argparse.Namespace):
@@ -98,17 +111,34 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--sampler", default="redge")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also time DiffCatSAC with compile_update=True")
-    parser.add_argument("--compile-mode", default=None, help="torch.compile mode of --compile (e.g. reduce-overhead)")
+    parser.add_argument(
+        "--compile-mode", nargs="+", default=None,
+        help="torch.compile modes of --compile, one row each (default: default; e.g. default reduce-overhead)",
+    )
     parser.add_argument("--minatar", action="store_true", help="also time the MinAtar CNN agents")
+    parser.add_argument("--only", nargs="+", default=None, help="time only these agents (and their references)")
     parser.add_argument("--out", default="results/agent_speed.csv")
     args = parser.parse_args(argv)
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"device: {device}; torch {torch.__version__}; net_arch {args.net_arch}; batch {args.batch_size}")
     specs = agent_table(args)
-    models = {name: build(spec, args) for name, spec in specs.items()}
-    for model in models.values():  # fill the buffer past learning_starts (and compile)
-        model.learn(2 * args.batch_size)
+    if args.only:
+        unknown = set(args.only) - set(specs)
+        if unknown:
+            parser.error(f"--only: unknown agents {sorted(unknown)}; choose from {sorted(specs)}")
+        specs = {name: spec for name, spec in specs.items() if name in args.only or name in _references(specs, args.only)}
+    models = {}
+    for name, spec in specs.items():
+        try:  # one agent failing (a compile mode this torch lacks, say) must not lose the others
+            model = build(spec, args)
+            start = time.perf_counter()
+            model.learn(2 * args.batch_size)  # fill the buffer past learning_starts (and compile)
+            print(f"{name}: ready in {time.perf_counter() - start:.1f} s", flush=True)
+            models[name] = model
+        except Exception as exc:  # noqa: BLE001 - reported, then skipped
+            print(f"{name}: FAILED ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", flush=True)
+    specs = {name: spec for name, spec in specs.items() if name in models}
 
     env_time: Dict[str, List[float]] = {name: [] for name in models}
     grad_time: Dict[str, List[float]] = {name: [] for name in models}
@@ -127,9 +157,9 @@ def main(argv: List[str] | None = None) -> None:
             "grad_steps_per_s": round(args.grad_steps / min(grad_time[name]), 1),
         }
     for row in rows.values():
-        reference = rows[row["reference"]]
+        reference = rows.get(row["reference"])
         for key in ("env_steps_per_s", "grad_steps_per_s"):
-            row[f"{key}_ratio"] = round(row[key] / reference[key], 2)
+            row[f"{key}_ratio"] = round(row[key] / reference[key], 2) if reference else float("nan")
     write_rows(list(rows.values()), args.out)
 
 

@@ -40,15 +40,60 @@ def time_fwd_bwd(fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tenso
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def redge_with(mode: str, n_steps: int, t_1: float) -> Callable[[torch.Tensor], torch.Tensor]:
+def redge_with(path: str, n_steps: int, t_1: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``path`` is a fast-path mode, or ``triton@TILE[:STAGES]`` for the Triton kernels with other
+    launch options (tile elements, pipeline stages)."""
+    mode, _, options = path.partition("@")
+    tile, _, stages = options.partition(":")
+
     def run(leaf: torch.Tensor) -> torch.Tensor:
         samplers.set_fast_path(mode)
+        if options:
+            from rl_diffcat import triton_redge
+
+            triton_redge.set_launch_options(int(tile) if tile else None, int(stages) if stages else None)
         try:
             return samplers.redge(leaf, n_steps, t_1, validate_args=False)
         finally:
             samplers.set_fast_path("auto")
+            if options:
+                triton_redge.set_launch_options()
 
     return run
+
+
+def profile_paths(fns: Dict[str, Callable[[torch.Tensor], torch.Tensor]], logits: torch.Tensor, iters: int = 20) -> None:
+    """Print each path's kernels with their GPU time per forward+backward, and the host time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    weight = torch.randn_like(logits)
+    leaf = logits.clone().requires_grad_(True)
+    for name, fn in fns.items():
+        def step():
+            leaf.grad = None
+            (fn(leaf) * weight).sum().backward()
+
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(iters):
+                step()
+            torch.cuda.synchronize()
+        events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+        events.sort(key=lambda e: -e.self_device_time_total)
+        gpu_us = sum(e.self_device_time_total for e in events) / iters
+        print(f"  {name}: {gpu_us:.0f} us of kernels per fwd+bwd, {len(events)} distinct kernels")
+        for e in events[:8]:
+            print(f"    {e.self_device_time_total / iters:8.1f} us  x{e.count // iters:<3d} {e.key[:90]}")
+
+
+def copy_bandwidth(device: torch.device, min_run_time: float, n_bytes: int = 1 << 30) -> float:
+    """GB/s of a device-to-device copy of ``n_bytes`` (bytes read plus bytes written): the ceiling."""
+    src = torch.randn(n_bytes // 4, device=device)
+    dst = torch.empty_like(src)
+    timer = benchmark.Timer(stmt="dst.copy_(src)", globals={"dst": dst, "src": src})
+    return 2 * n_bytes / timer.blocked_autorange(min_run_time=min_run_time).median / 1e9
 
 
 def main(argv: List[str] | None = None) -> None:
@@ -58,26 +103,39 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--n-steps", type=int, default=5)
     parser.add_argument("--t-1", type=float, default=0.5)
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timing per cell")
-    parser.add_argument("--paths", nargs="+", default=["off", "eager", "compiled"], help="redge fast-path modes")
+    parser.add_argument(
+        "--paths", nargs="+", default=None,
+        help="redge fast-path modes, or triton@TILE (default: off eager compiled, plus triton on CUDA with triton)",
+    )
+    parser.add_argument("--profile", action="store_true", help="CUDA: also list the kernels of gumbel_softmax and of the first path, with their time")
     parser.add_argument("--out", default="results/sampler_speed.csv")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    paths = args.paths or ["off", "eager", "compiled"] + (
+        ["triton"] if device.type == "cuda" and samplers.triton_available() else []
+    )
     print(f"device: {name}; torch {torch.__version__}; redge n_steps={args.n_steps} t_1={args.t_1}")
+    if device.type == "cuda":
+        print(f"device-to-device copy: {copy_bandwidth(device, args.min_run_time):.0f} GB/s (read + write)")
     rows: List[Dict[str, object]] = []
     for size in args.sizes:
         batch, k = (int(v) for v in size.lower().split("x"))
         logits = torch.randn(batch, k, device=device)
         base = time_fwd_bwd(lambda x: F.gumbel_softmax(x, tau=1.0, hard=True), logits, args.min_run_time)
         row: Dict[str, object] = {"size": f"{batch}x{k}", "gumbel_softmax_ms": round(base * 1e3, 3)}
-        for mode in args.paths:
+        for mode in paths:
             t = time_fwd_bwd(redge_with(mode, args.n_steps, args.t_1), logits, args.min_run_time)
             row[f"redge_{mode}_ms"] = round(t * 1e3, 3)
             row[f"redge_{mode}_ratio"] = round(t / base, 2)
             row[f"redge_{mode}_GBps"] = round(7 * 4 * logits.numel() / t / 1e9, 1)
         rows.append(row)
         print(row, flush=True)
+        if args.profile and device.type == "cuda":
+            fns = {"gumbel_softmax": lambda x: F.gumbel_softmax(x, tau=1.0, hard=True)}
+            fns[f"redge_{paths[0]}"] = redge_with(paths[0], args.n_steps, args.t_1)
+            profile_paths(fns, logits)
 
     write_rows(rows, args.out)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -38,7 +39,8 @@ from torch import Tensor
 
 _VALIDATE_DEFAULT = True
 _FAST_PATH = "auto"
-FAST_PATH_MODES = ("auto", "off", "eager", "compiled")
+FAST_PATH_MODES = ("auto", "off", "eager", "compiled", "triton")
+_TRITON_MAX_STEPS = 17  # n_steps the Triton kernels unroll (rl_diffcat.triton_redge._MAX_STEPS + 1)
 
 
 def set_validation(enabled: bool) -> None:
@@ -60,9 +62,12 @@ def validation_enabled() -> bool:
 def set_fast_path(mode: str) -> None:
     """Choose how :func:`redge` runs its DDIM chain (see :mod:`rl_diffcat.fused`).
 
-    :param mode: ``"auto"`` (default: the compiled fused chain on CUDA, the eager reference on CPU),
-        ``"off"`` (always the reference), ``"eager"`` (fused hand-written backward, not compiled) or
-        ``"compiled"`` (fused and ``torch.compile``d on every device).
+    :param mode: ``"auto"`` (default: the Triton kernels on CUDA when Triton is installed, else the
+        compiled fused chain there; the eager reference on CPU), ``"off"`` (always the reference),
+        ``"eager"`` (fused hand-written backward, not compiled), ``"compiled"`` (fused and
+        ``torch.compile``d on every device) or ``"triton"`` (:mod:`rl_diffcat.triton_redge`; CUDA
+        tensors, or CPU ones under ``TRITON_INTERPRET=1``). Inside a ``torch.compile``d function
+        (``compile_update=True``) every mode runs the reference, which the compiler fuses itself.
     """
     global _FAST_PATH
     if mode not in FAST_PATH_MODES:
@@ -70,10 +75,31 @@ def set_fast_path(mode: str) -> None:
     _FAST_PATH = mode
 
 
-def _fused_mode(device: torch.device) -> Optional[str]:
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    """:return: whether the ``triton`` package can be imported."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _fused_mode(device: torch.device, n_steps: int) -> Optional[str]:
     """Which fused variant to use on ``device`` (``None``: the autograd reference)."""
+    if torch.compiler.is_compiling():
+        return None
     if _FAST_PATH == "auto":
-        return "compiled" if device.type == "cuda" else None
+        if device.type != "cuda":
+            return None
+        return "triton" if triton_available() and n_steps <= _TRITON_MAX_STEPS else "compiled"
+    if _FAST_PATH == "triton":
+        if not triton_available():
+            raise RuntimeError("fast path 'triton' needs the triton package (pip install triton)")
+        if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("fast path 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU)")
+        if n_steps > _TRITON_MAX_STEPS:
+            raise ValueError(f"fast path 'triton' runs n_steps <= {_TRITON_MAX_STEPS}, got {n_steps}")
     return None if _FAST_PATH == "off" else _FAST_PATH
 
 
@@ -262,7 +288,13 @@ def _redge_family(
         x_start, mean = probs + var.sqrt() * eps, probs
     else:
         x_start, mean, var = eps, None, None
-    fused = _fused_mode(masked.device) if not variance_matched and reinmax_tau is None else None
+    fused = _fused_mode(masked.device, n_steps) if not variance_matched and reinmax_tau is None else None
+    if fused == "triton":
+        from rl_diffcat.triton_redge import redge_triton
+
+        # Same draws in the same order as the reference: eps, then the Gumbel-max noise.
+        expo = torch.empty_like(masked).exponential_(generator=generator) if hard else None
+        return redge_triton(masked, x_start, expo, n_steps, t_1).to(logits.dtype)
     if fused is not None:
         from rl_diffcat.fused import redge_soft_fused
 

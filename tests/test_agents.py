@@ -322,14 +322,17 @@ def test_compile_update_is_not_saved(tmp_path):
     loaded.learn(40, reset_num_timesteps=False)
 
 
-def check_inductor_update_matches_eager(device):
+def check_inductor_update_matches_eager(device, compile_kwargs=None, q_gradient="neighbours"):
     """torch.compile's default (code-generating) backend, with eager random numbers so both paths
     draw the same samples: same losses and gradients as the eager methods."""
     from torch._inductor import config
 
-    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), seed=0, device=device, **SMALL).learn(100)
+    kwargs = dict(SMALL, q_gradient=q_gradient)
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), seed=0, device=device, **kwargs).learn(100)
     with config.patch(fallback_random=True):
-        twin = type(model)("MlpPolicy", model.env, seed=0, device=device, compile_update=True, **SMALL)
+        twin = type(model)(
+            "MlpPolicy", model.env, seed=0, device=device, compile_update=True, compile_kwargs=compile_kwargs, **kwargs
+        )
         twin.policy.load_state_dict(model.policy.state_dict())
         assert_same_losses_and_gradients(model, twin, rtol=1e-5, atol=1e-6, grad_atol=1e-5)
         twin.replay_buffer = model.replay_buffer
@@ -346,6 +349,14 @@ def test_inductor_compiled_update_matches_eager_on_cpu():
 @requires_cuda
 def test_inductor_compiled_update_matches_eager_on_cuda():
     check_inductor_update_matches_eager("cuda")
+
+
+@requires_cuda
+@pytest.mark.parametrize("q_gradient", ["neighbours", "autograd"])
+def test_cuda_graph_update_matches_eager_on_cuda(q_gradient):
+    """compile mode "reduce-overhead" replays the update as CUDA graphs, whose outputs the next
+    replay overwrites: same losses and gradients, and a training loop that keeps nothing stale."""
+    check_inductor_update_matches_eager("cuda", dict(mode="reduce-overhead"), q_gradient)
 
 
 @requires_cuda

@@ -251,7 +251,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
 
     def optimizer_step(self, optimizer: th.optim.Optimizer, loss: th.Tensor) -> None:
         """``zero_grad``, backward, optional gradient-norm clipping, step."""
-        optimizer.zero_grad()
+        # Every gradient of the policy, not only this optimizer's: the actor's loss also reaches the
+        # critics, and under CUDA graphs an old gradient lives in graph memory a replay reuses.
+        self.policy.zero_grad(set_to_none=True)
         loss.backward()
         if self.max_grad_norm is not None:
             params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -301,12 +303,17 @@ class CategoricalSAC(OffPolicyAlgorithm):
         per call, not once per gradient step."""
         critic_loss, q_mean = self._critic_loss_fn(replay_data, discounts, alpha)
         self.optimizer_step(self.critic.optimizer, critic_loss)
+        # Under CUDA graphs (compile mode "reduce-overhead") the next graph replay recycles the
+        # outputs of this one: keep copies of what is logged, before the actor's graph runs.
+        logs = self._keep(critic_loss=critic_loss.detach(), q_mean=q_mean)
         actor_loss, entropy = self._actor_loss_fn(replay_data.observations, alpha)
         self.optimizer_step(self.actor.optimizer, actor_loss)
-        logs = dict(critic_loss=critic_loss.detach(), actor_loss=actor_loss.detach(), entropy=entropy, q_mean=q_mean)
-        if self.compile_update:  # outputs of a CUDA-graph replay are overwritten by the next replay
-            logs = {key: value.clone() for key, value in logs.items()}
+        logs.update(self._keep(actor_loss=actor_loss.detach(), entropy=entropy))
         return logs
+
+    def _keep(self, **values: th.Tensor) -> Dict[str, th.Tensor]:
+        """``values``, cloned when they may be outputs of a compiled (possibly CUDA-graphed) update."""
+        return {key: value.clone() for key, value in values.items()} if self.compile_update else values
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
