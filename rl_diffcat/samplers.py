@@ -62,12 +62,12 @@ def validation_enabled() -> bool:
 def set_fast_path(mode: str) -> None:
     """Choose how :func:`redge` runs its DDIM chain (see :mod:`rl_diffcat.fused`).
 
-    :param mode: ``"auto"`` (default: the Triton kernels on CUDA when Triton is installed, else the
-        compiled fused chain there; the eager reference on CPU), ``"off"`` (always the reference),
-        ``"eager"`` (fused hand-written backward, not compiled), ``"compiled"`` (fused and
-        ``torch.compile``d on every device) or ``"triton"`` (:mod:`rl_diffcat.triton_redge`; CUDA
-        tensors, or CPU ones under ``TRITON_INTERPRET=1``). Inside a ``torch.compile``d function
-        (``compile_update=True``) every mode runs the reference, which the compiler fuses itself.
+    :param mode: ``"auto"`` (default: the compiled fused chain on CUDA, the eager reference on
+        CPU), ``"off"`` (always the reference), ``"eager"`` (fused hand-written backward, not
+        compiled), ``"compiled"`` (fused and ``torch.compile``d on every device) or ``"triton"``
+        (:mod:`rl_diffcat.triton_redge`: the fastest on CUDA at large K, opt-in, see BENCHMARKS.md;
+        CUDA tensors, or CPU ones under ``TRITON_INTERPRET=1``). Inside a ``torch.compile``d
+        function (``compile_update=True``) every mode runs the reference, which the compiler fuses.
     """
     global _FAST_PATH
     if mode not in FAST_PATH_MODES:
@@ -90,9 +90,9 @@ def _fused_mode(device: torch.device, n_steps: int) -> Optional[str]:
     if torch.compiler.is_compiling():
         return None
     if _FAST_PATH == "auto":
-        if device.type != "cuda":
-            return None
-        return "triton" if triton_available() and n_steps <= _TRITON_MAX_STEPS else "compiled"
+        # The Triton kernels stay opt-in until their CUDA gradients match at small t_1 too
+        # (BENCHMARKS.md, "GPU": 3% off at n_steps=10, t_1=0.1 on an H200).
+        return "compiled" if device.type == "cuda" else None
     if _FAST_PATH == "triton":
         if not triton_available():
             raise RuntimeError("fast path 'triton' needs the triton package (pip install triton)")
@@ -157,6 +157,7 @@ def prepare_logits(
     validate = _VALIDATE_DEFAULT if validate_args is None else validate_args
     x = logits.float()
     finite_mask = x != float("-inf")
+    user_mask = mask
     mask = finite_mask if mask is None else finite_mask & mask.to(x.device)
     if validate:
         if torch.isnan(x).any():
@@ -168,6 +169,8 @@ def prepare_logits(
                 "every action is masked (mask False or logit -inf) in at least one row; "
                 "each row needs at least one valid action"
             )
+    if user_mask is None:
+        return x, mask  # only the -inf entries are masked, and they are -inf already: skip a copy
     return x.masked_fill(~mask, float("-inf")), mask
 
 
