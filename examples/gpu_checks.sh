@@ -5,10 +5,12 @@
 #
 # 1. the kernel tests on CUDA: Triton ReDGE kernels, the fused chain, the CUDA-graphed SAC update,
 #    the CUDA smoke runs;
-# 2. examples/sampler_speed.py at the issue's four sizes: the Triton path at several launch options
-#    against gumbel_softmax(hard=True), the copy-bandwidth ceiling, and a kernel-level profile;
-# 3. examples/agent_speed.py on CUDA: DiffCatSAC eager, compiled, and CUDA-graphed vs SB3's SAC,
-#    and on MinAtar vs DiscreteSAC.
+# 2. examples/sampler_speed.py at the issue's four sizes: the Triton and compiled paths against
+#    gumbel_softmax(hard=True), the copy-bandwidth ceiling, and a kernel-level profile
+#    (SAMPLER_PATHS="--paths triton@1024 triton@4096:3 ..." times other launch options);
+# 3. examples/agent_speed.py on CUDA: DiffCatSAC eager and CUDA-graphed vs SB3's SAC, and on
+#    MinAtar vs DiscreteSAC.
+# About 8 minutes on an H200 (most of it compiling); the device command in BENCHMARKS.md.
 # Each step has its own time limit and the script goes on past a failed one; logs and CSVs go to $OUT.
 set -uo pipefail
 OUT="${OUT:-results/gpu}"
@@ -20,18 +22,18 @@ nvidia-smi -L || true
 $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 
 echo "=== 1. CUDA tests"
-timeout "${TEST_LIMIT:-110}" $PY -m pytest -q -p no:cacheprovider -k "not interpreter" \
-  tests/test_triton_redge.py tests/test_agents.py::test_cuda_graph_update_matches_eager_on_cuda \
+timeout "${TEST_LIMIT:-120}" $PY -m pytest -q -rxX -p no:cacheprovider -k "not interpreter" \
+  tests/test_triton_redge.py tests/test_fused.py tests/test_agents.py::test_cuda_graph_update_matches_eager_on_cuda \
   tests/test_agents.py::test_smoke_on_cuda 2>&1 | tee "$OUT/tests.log"
 
 echo "=== 2. sampler speed"
-timeout "${SAMPLER_LIMIT:-110}" $PY examples/sampler_speed.py --device cuda --min-run-time 0.2 --profile \
-  --sizes 65536x18 4096x1024 1024x32768 256x262144 ${SAMPLER_PATHS:-"--paths" triton triton@256 triton@2048:3 triton@4096 triton@4096:3} \
+timeout "${SAMPLER_LIMIT:-90}" $PY examples/sampler_speed.py --device cuda --min-run-time 0.2 --profile \
+  --sizes 65536x18 4096x1024 1024x32768 256x262144 ${SAMPLER_PATHS:-"--paths" triton compiled} \
   --out "$OUT/sampler_speed_cuda.csv" 2>&1 | tee "$OUT/sampler_speed.log"
 
 echo "=== 3. agent speed"
-timeout "${AGENT_LIMIT:-150}" $PY examples/agent_speed.py --device cuda --compile --compile-mode default reduce-overhead \
+timeout "${AGENT_LIMIT:-240}" $PY examples/agent_speed.py --device cuda --compile --compile-mode reduce-overhead \
   --minatar --env-steps 200 --grad-steps 300 --repeats 2 --out "$OUT/agent_speed_cuda.csv" \
-  --only "DiffCatSAC[neighbours]" "DiffCatSAC[neighbours, compiled]" "DiffCatSAC[neighbours, compiled:reduce-overhead]" \
+  --only "DiffCatSAC[neighbours]" "DiffCatSAC[neighbours, compiled:reduce-overhead]" \
   "DiffCatSAC[autograd, compiled:reduce-overhead]" "DiffCatSAC[MinAtar CNN, compiled:reduce-overhead]" \
   2>&1 | tee "$OUT/agent_speed.log"

@@ -118,6 +118,12 @@ def main(argv: List[str] | None = None) -> None:
     paths = args.paths or ["off", "eager", "compiled"] + (
         ["triton"] if device.type == "cuda" and samplers.triton_available() else []
     )
+    for path in paths:
+        mode = path.partition("@")[0]
+        if mode not in samplers.FAST_PATH_MODES:
+            parser.error(f"unknown path {path!r}: a mode of {samplers.FAST_PATH_MODES} or triton@TILE[:STAGES]")
+        if mode == "triton" and not samplers.triton_available():
+            parser.error(f"path {path!r} needs the triton package")
     print(f"device: {name}; torch {torch.__version__}; redge n_steps={args.n_steps} t_1={args.t_1}")
     if device.type == "cuda":
         print(f"device-to-device copy: {copy_bandwidth(device, args.min_run_time):.0f} GB/s (read + write)")

@@ -311,6 +311,26 @@ def test_losses_trace_into_single_graphs(sampler, q_gradient):
         assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_losses_trace_into_single_graphs_with_image_observations(algo):
+    """SB3's preprocess_obs asks is_image_space (numpy) on every call: the agents decide it once,
+    so a CNN policy's losses also compile to one graph each, and images are still scaled."""
+    import torch._dynamo
+
+    model = algo("CnnPolicy", FactoredEnv(spaces.Discrete(3), obs_kind="image"), seed=0, **SMALL).learn(40)
+    assert model.actor.scale_images and model.critic.scale_images
+    data, alpha = model.replay_buffer.sample(8), th.tensor(0.1)
+    for fn, args in ((model.critic_loss, (data, model.gamma, alpha)), (model.actor_loss, (data.observations, alpha))):
+        explanation = torch._dynamo.explain(fn)(*args)
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+    obs = th.full((1, 1, 36, 36), 255.0)
+    seen = []
+    hook = model.actor.features_extractor.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    model.actor.logits(obs)
+    hook.remove()
+    assert th.allclose(seen[0], th.ones_like(obs))
+
+
 def test_compile_update_is_not_saved(tmp_path):
     """The compiled functions are rebuilt on load, not pickled."""
     model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.Discrete(3)), seed=0, compile_update=True,

@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -115,6 +116,42 @@ def test_agent_speed_reports_both_agents(tmp_path):
     assert list(table["agent"]) == ["DiffCatSAC[neighbours]", "DiffCatSAC[autograd]", "SAC"]
     assert (table[["env_steps_per_s", "grad_steps_per_s"]] > 0).all().all()
     assert table.loc[2, "grad_steps_per_s_ratio"] == 1.0
+
+
+def test_agent_speed_only_keeps_references_and_reports_failed_agents(tmp_path):
+    """--only times the named agents plus their references; an agent that cannot be built (here a
+    compile mode torch does not know) is reported and skipped, and the others are still timed."""
+    out = tmp_path / "agent_speed.csv"
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "agent_speed.py"), "--device", "cpu", "--env-steps", "10", "--grad-steps", "5",
+         "--batch-size", "16", "--net-arch", "16", "--repeats", "1", "--compile", "--compile-mode", "no-such-mode",
+         "--only", "DiffCatSAC[autograd]", "DiffCatSAC[autograd, compiled:no-such-mode]", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DiffCatSAC[autograd, compiled:no-such-mode]: FAILED" in proc.stdout
+    assert list(pd.read_csv(out)["agent"]) == ["DiffCatSAC[autograd]", "SAC"]
+
+
+def test_agent_speed_only_rejects_unknown_names():
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "agent_speed.py"), "--only", "DiffCatSAC[nope]"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "unknown agents" in proc.stderr
+
+
+def test_sampler_speed_checks_its_paths(capsys):
+    sampler_speed = load_script("sampler_speed")
+    from rl_diffcat import samplers
+
+    with pytest.raises(SystemExit):
+        sampler_speed.main(["--device", "cpu", "--paths", "fastest"])
+    assert "unknown path 'fastest'" in capsys.readouterr().err
+    if not samplers.triton_available():
+        with pytest.raises(SystemExit):
+            sampler_speed.main(["--device", "cpu", "--paths", "triton@256:2"])
+        assert "needs the triton package" in capsys.readouterr().err
 
 
 def test_agent_speed_minatar_rows_compare_to_discrete_sac(tmp_path):

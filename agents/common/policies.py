@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     FlattenExtractor,
@@ -21,7 +22,29 @@ from rl_diffcat.agents.common.action_spaces import action_dims
 from rl_diffcat.distributions import MultiDiffusionCategorical
 
 
-class CategoricalActor(BasePolicy):
+class TraceableFeatures:
+    """``extract_features`` without a graph break under ``torch.compile``.
+
+    SB3's ``preprocess_obs`` asks ``is_image_space`` on every call, which compares the space's
+    bounds with numpy and breaks a compiled graph there (14 breaks per loss with the MinAtar CNN).
+    The answer depends on the space alone, so the constructor decides it once
+    (:meth:`_decide_image_scaling`).
+    """
+
+    observation_space: spaces.Space
+    normalize_images: bool
+    scale_images: bool
+
+    def _decide_image_scaling(self) -> None:
+        self.scale_images = bool(self.normalize_images and is_image_space(self.observation_space))
+
+    def extract_features(self, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
+        if not isinstance(self.observation_space, spaces.Box):
+            return features_extractor(preprocess_obs(obs, self.observation_space, self.normalize_images))
+        return features_extractor(obs.float() / 255.0 if self.scale_images else obs.float())
+
+
+class CategoricalActor(TraceableFeatures, BasePolicy):
     """Actor that outputs one categorical distribution per action factor.
 
     The network maps observations to the concatenated logits of all factors (``sum(K_i)`` outputs);
@@ -50,6 +73,7 @@ class CategoricalActor(BasePolicy):
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
+        self._decide_image_scaling()
         self.net_arch = net_arch
         self.features_dim = features_dim
         self.activation_fn = activation_fn
@@ -90,7 +114,7 @@ class CategoricalActor(BasePolicy):
         return self(observation, deterministic)
 
 
-class TwinCritic(BaseModel):
+class TwinCritic(TraceableFeatures, BaseModel):
     """``n_critics`` independent Q-networks on top of one features extractor (base of both critics).
 
     :param observation_space: observation space.
@@ -119,6 +143,7 @@ class TwinCritic(BaseModel):
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
+        self._decide_image_scaling()
         self.action_dims = action_dims(action_space)
         self.share_features_extractor = share_features_extractor
         self.n_critics = n_critics
