@@ -14,7 +14,8 @@ argmax and one that writes the output; it stores the ``(m, l)`` of each step (``
 floats). The backward (adjoint recursion in :mod:`rl_diffcat.fused`) needs one row reduction
 ``d_i = <g_y_i, y_i>`` per step, again one pass each, then a pass that writes the gradient. When a
 row fits in a block every pass after the first reads from cache; for very long rows the passes
-re-read device memory, which BENCHMARKS.md quantifies.
+re-read device memory, which BENCHMARKS.md quantifies. ``K`` and the step count are compile-time
+constants: each (K, n_steps) compiles once (a few seconds), which suits RL's fixed action spaces.
 
 The passes recompute the same values, and the recursion is only as good as the agreement between
 those copies: at small ``t_1`` a one-rounding difference between the ``z`` of a statistics pass
@@ -208,7 +209,7 @@ def _backward_kernel(
 def launch_config(n_rows: int, k: int) -> Tuple[int, int, int, int]:
     """``(ROWS, BLOCK_K, num_warps, STAGES)`` for a ``(n_rows, k)`` problem.
 
-    Tiles of ``tile`` elements (default 2048), whole rows packed into a tile when ``K`` is small;
+    Tiles of 2048 elements by default, whole rows packed into a tile when ``K`` is small;
     ``STAGES > 1`` (default 3) prefetches the next tiles of a long row into shared memory
     (``cp.async``). The defaults were the best or within 3% of the best of the five options timed
     on an H200 at the four sizes of BENCHMARKS.md. :func:`set_launch_options` overrides both.
@@ -291,9 +292,14 @@ def redge_triton(logits: Tensor, eps: Tensor, expo: Tensor | None, n_steps: int,
     """
     if n_steps - 1 > _MAX_STEPS:
         raise ValueError(f"the Triton path runs at most {_MAX_STEPS + 1} steps, got n_steps={n_steps}")
+    if logits.numel() == 0:  # no rows: nothing to launch
+        return logits * 0.0
     shape, k = logits.shape, logits.shape[-1]
-    flat = lambda t: t.reshape(-1, k).contiguous()  # noqa: E731
+
+    def rows(t: Tensor) -> Tensor:
+        return t.reshape(-1, k).contiguous()
+
     coef = _coefficient_table(n_steps, float(t_1), logits.device)
     hard = expo is not None
-    out = _TritonRedge.apply(flat(logits), flat(eps), flat(expo) if hard else None, coef, hard)
+    out = _TritonRedge.apply(rows(logits), rows(eps), rows(expo) if hard else None, coef, hard)
     return out.reshape(shape)

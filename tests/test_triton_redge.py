@@ -112,6 +112,8 @@ def test_batch_shapes_and_dtype(device):
         assert out.shape == (3, 4, 7) and out.dtype == torch.float64
         out.sum().backward()
         assert logits.grad.shape == (3, 4, 7)
+        empty = torch.randn(0, 5, device=device, requires_grad=True)
+        assert redge(empty, 5, 0.5).shape == (0, 5)
     finally:
         samplers.set_fast_path("auto")
 
