@@ -72,6 +72,16 @@ def _x_at(lg, x, coef_ptr, m_all, l_all, sidx, J: tl.constexpr):
 
 
 @triton.jit
+def _tile(logits_ptr, eps_ptr, base, cols0, row_ok, k0, K: tl.constexpr):
+    """Columns ``k0 ..`` of the rows: their indices, validity, logits (-inf outside) and noise."""
+    cols = k0 + cols0
+    ok = row_ok[:, None] & (cols < K)
+    lg = tl.load(logits_ptr + base + cols, mask=ok, other=float("-inf"))
+    x = tl.load(eps_ptr + base + cols, mask=ok, other=0.0)
+    return cols, ok, lg, x
+
+
+@triton.jit
 def _forward_kernel(
     logits_ptr, eps_ptr, expo_ptr, out_ptr, stats_ptr, coef_ptr, n_rows,
     K: tl.constexpr, S: tl.constexpr, HARD: tl.constexpr, ROWS: tl.constexpr, BLOCK_K: tl.constexpr, MS: tl.constexpr, STAGES: tl.constexpr,
@@ -90,10 +100,7 @@ def _forward_kernel(
         m_run = tl.full((ROWS,), float("-inf"), dtype=tl.float32)
         l_run = tl.zeros((ROWS,), dtype=tl.float32)
         for k0 in tl.range(0, K, BLOCK_K, num_stages=STAGES):
-            cols = k0 + cols0
-            ok = row_ok[:, None] & (cols < K)
-            lg = tl.load(logits_ptr + base + cols, mask=ok, other=float("-inf"))
-            x = tl.load(eps_ptr + base + cols, mask=ok, other=0.0)
+            cols, ok, lg, x = _tile(logits_ptr, eps_ptr, base, cols0, row_ok, k0, K)
             z = lg + c * _x_at(lg, x, coef_ptr, m_all, l_all, sidx, i)
             m_new = tl.maximum(m_run, tl.max(z, axis=1))
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -112,10 +119,7 @@ def _forward_kernel(
         best = tl.full((ROWS,), float("-inf"), dtype=tl.float32)
         best_idx = tl.zeros((ROWS,), dtype=tl.int32)
         for k0 in tl.range(0, K, BLOCK_K, num_stages=STAGES):
-            cols = k0 + cols0
-            ok = row_ok[:, None] & (cols < K)
-            lg = tl.load(logits_ptr + base + cols, mask=ok, other=float("-inf"))
-            x = tl.load(eps_ptr + base + cols, mask=ok, other=0.0)
+            cols, ok, lg, x = _tile(logits_ptr, eps_ptr, base, cols0, row_ok, k0, K)
             expo = tl.load(expo_ptr + base + cols, mask=ok, other=1.0)
             y = _y_at(lg, x, coef_ptr, m_all, l_all, sidx, S - 1)
             score = tl.log(tl.maximum(y, 0.0)) - tl.log(tl.maximum(expo, 1e-30))
@@ -131,10 +135,7 @@ def _forward_kernel(
             tl.store(out_ptr + base + cols, tl.where(cols == best_idx[:, None], 1.0, 0.0), mask=ok)
     else:
         for k0 in tl.range(0, K, BLOCK_K, num_stages=STAGES):
-            cols = k0 + cols0
-            ok = row_ok[:, None] & (cols < K)
-            lg = tl.load(logits_ptr + base + cols, mask=ok, other=float("-inf"))
-            x = tl.load(eps_ptr + base + cols, mask=ok, other=0.0)
+            cols, ok, lg, x = _tile(logits_ptr, eps_ptr, base, cols0, row_ok, k0, K)
             tl.store(out_ptr + base + cols, _y_at(lg, x, coef_ptr, m_all, l_all, sidx, S - 1), mask=ok)
 
 
@@ -181,10 +182,7 @@ def _backward_kernel(
     for i in tl.static_range(S - 1, -1, -1):
         acc = tl.zeros((ROWS,), dtype=tl.float32)
         for k0 in tl.range(0, K, BLOCK_K, num_stages=STAGES):
-            cols = k0 + cols0
-            ok = row_ok[:, None] & (cols < K)
-            lg = tl.load(logits_ptr + base + cols, mask=ok, other=float("-inf"))
-            x = tl.load(eps_ptr + base + cols, mask=ok, other=0.0)
+            cols, ok, lg, x = _tile(logits_ptr, eps_ptr, base, cols0, row_ok, k0, K)
             g = tl.load(grad_ptr + base + cols, mask=ok, other=0.0)
             y = _y_at(lg, x, coef_ptr, m_all, l_all, sidx, i)
             if i == S - 1:
@@ -197,10 +195,7 @@ def _backward_kernel(
 
     # dL/dlogits = sum_i g_z_i.
     for k0 in tl.range(0, K, BLOCK_K, num_stages=STAGES):
-        cols = k0 + cols0
-        ok = row_ok[:, None] & (cols < K)
-        lg = tl.load(logits_ptr + base + cols, mask=ok, other=float("-inf"))
-        x = tl.load(eps_ptr + base + cols, mask=ok, other=0.0)
+        cols, ok, lg, x = _tile(logits_ptr, eps_ptr, base, cols0, row_ok, k0, K)
         g = tl.load(grad_ptr + base + cols, mask=ok, other=0.0)
         _, g_sum = _grad_x_after(lg, x, g, coef_ptr, m_all, l_all, d_all, sidx, S, 0)
         tl.store(grad_logits_ptr + base + cols, g_sum, mask=ok)
