@@ -51,24 +51,24 @@ def _pick(table, sidx, j: tl.constexpr):
 
 
 @triton.jit
-def _y_at(lg, x, coef_ptr, m_all, l_all, sidx, J: tl.constexpr):
-    """Posterior mean ``y_J`` of the chain started at ``x``, from the stored row statistics."""
-    for j in tl.static_range(J + 1):
-        c = tl.load(coef_ptr + 3 * j)
-        y = tl.exp(lg + c * x - _pick(m_all, sidx, j)) / _pick(l_all, sidx, j)
-        if j < J:
-            x = tl.load(coef_ptr + 3 * j + 1) * y + tl.load(coef_ptr + 3 * j + 2) * x
-    return y
+def _posterior(lg, x, coef_ptr, m_all, l_all, sidx, j: tl.constexpr):
+    """``y_j = softmax(logits + c_j x_j)`` from the stored row statistics ``(m_j, l_j)``."""
+    return tl.exp(lg + tl.load(coef_ptr + 3 * j) * x - _pick(m_all, sidx, j)) / _pick(l_all, sidx, j)
 
 
 @triton.jit
 def _x_at(lg, x, coef_ptr, m_all, l_all, sidx, J: tl.constexpr):
     """The chain state ``x_J`` (``x_0`` = the starting noise), from the stored row statistics."""
     for j in tl.static_range(J):
-        c = tl.load(coef_ptr + 3 * j)
-        y = tl.exp(lg + c * x - _pick(m_all, sidx, j)) / _pick(l_all, sidx, j)
+        y = _posterior(lg, x, coef_ptr, m_all, l_all, sidx, j)
         x = tl.load(coef_ptr + 3 * j + 1) * y + tl.load(coef_ptr + 3 * j + 2) * x
     return x
+
+
+@triton.jit
+def _y_at(lg, x, coef_ptr, m_all, l_all, sidx, J: tl.constexpr):
+    """Posterior mean ``y_J`` of the chain started at ``x``, from the stored row statistics."""
+    return _posterior(lg, _x_at(lg, x, coef_ptr, m_all, l_all, sidx, J), coef_ptr, m_all, l_all, sidx, J)
 
 
 @triton.jit
@@ -155,10 +155,7 @@ def _grad_x_after(lg, x, g, coef_ptr, m_all, l_all, d_all, sidx, S: tl.constexpr
             g_y = tl.load(coef_ptr + 3 * j + 1) * g_x
         g_z = y * (g_y - _pick(d_all, sidx, j))
         g_sum += g_z
-        if j == S - 1:
-            g_x = tl.load(coef_ptr + 3 * j) * g_z
-        else:
-            g_x = tl.load(coef_ptr + 3 * j) * g_z + tl.load(coef_ptr + 3 * j + 2) * g_x
+        g_x = tl.load(coef_ptr + 3 * j) * g_z + tl.load(coef_ptr + 3 * j + 2) * g_x  # g_x starts at 0
     return g_x, g_sum
 
 
