@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from rl_diffcat.samplers import make_sampler, prepare_logits, sample_one_hot, one_hot_like
+from rl_diffcat.samplers import make_sampler, one_hot_like, prepare_logits, sample_one_hot, valid_actions
 
 
 class DiffusionCategorical(Distribution):
@@ -56,7 +56,8 @@ class DiffusionCategorical(Distribution):
                 raise ValueError("probs must be non-negative and not NaN")
             logits = probs.log()
         check = Distribution._validate_args if validate_args is None else validate_args
-        masked, self.mask = prepare_logits(logits, mask, validate_args=check)
+        masked = prepare_logits(logits, mask, validate_args=check)
+        self.mask = valid_actions(masked)
         self.logits = (masked - masked.logsumexp(-1, keepdim=True)).to(logits.dtype)
         self.sampler, self.n_steps, self.t_1, self.tau = sampler, n_steps, t_1, tau
         self.generator = generator

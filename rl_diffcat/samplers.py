@@ -128,13 +128,16 @@ def check_tau(tau: float) -> None:
 
 def prepare_logits(
     logits: Tensor, mask: Optional[Tensor] = None, validate_args: Optional[bool] = None
-) -> Tuple[Tensor, Tensor]:
+) -> Tensor:
     """Validate ``logits``/``mask`` and return float32 logits with masked entries at ``-inf``.
+
+    The valid-action mask is not returned: it is ``valid_actions(result)``, built only by the
+    callers that need it (one tensor-sized pass less on the hot sampling paths).
 
     :param logits: unnormalized log-probabilities, shape ``(..., K)``.
     :param mask: optional bool tensor broadcastable to ``logits``; False marks invalid actions.
     :param validate_args: run the (host-syncing) value checks; ``None`` = module default.
-    :return: ``(masked_logits, mask)`` with ``mask`` expanded to ``logits.shape``.
+    :return: the masked logits, shaped like ``logits``.
     """
     if not isinstance(logits, Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
@@ -156,22 +159,24 @@ def prepare_logits(
             )
     validate = _VALIDATE_DEFAULT if validate_args is None else validate_args
     x = logits.float()
-    finite_mask = x != float("-inf")
-    user_mask = mask
-    mask = finite_mask if mask is None else finite_mask & mask.to(x.device)
     if validate:
         if torch.isnan(x).any():
             raise ValueError("logits contain NaN; check the network producing them")
         if torch.isposinf(x).any():
             raise ValueError("logits contain +inf; clamp them or use a finite large value")
-        if not mask.any(-1).all():
-            raise ValueError(
-                "every action is masked (mask False or logit -inf) in at least one row; "
-                "each row needs at least one valid action"
-            )
-    if user_mask is None:
-        return x, mask  # only the -inf entries are masked, and they are -inf already: skip a copy
-    return x.masked_fill(~mask, float("-inf")), mask
+    # Without a user mask only the -inf entries are masked, and they are -inf already: no copy.
+    masked = x if mask is None else x.masked_fill(~mask.to(x.device), float("-inf"))
+    if validate and not valid_actions(masked).any(-1).all():
+        raise ValueError(
+            "every action is masked (mask False or logit -inf) in at least one row; "
+            "each row needs at least one valid action"
+        )
+    return masked
+
+
+def valid_actions(masked_logits: Tensor) -> Tensor:
+    """Bool mask of the actions :func:`prepare_logits` left valid (its logit is not ``-inf``)."""
+    return masked_logits != float("-inf")
 
 
 def one_hot_like(probs: Tensor, index: Tensor) -> Tensor:
@@ -280,7 +285,7 @@ def _redge_family(
 ) -> Tensor:
     check_n_steps(n_steps)
     check_t_1(t_1)
-    masked, mask = prepare_logits(logits, mask, validate_args)
+    masked = prepare_logits(logits, mask, validate_args)
     eps = torch.randn(masked.shape, generator=generator, device=masked.device, dtype=masked.dtype)
     if variance_matched:
         # ReDGE-Cov: start from N(pi, diag(max(pi (1 - pi), 0.1))), the mean and (clamped)
@@ -308,7 +313,7 @@ def _redge_family(
         return soft.to(logits.dtype)
     one_hot = sample_one_hot(soft, generator)
     if reinmax_tau is not None:
-        return _reinmax_correction(one_hot, final_logits, mask, reinmax_tau).to(logits.dtype)
+        return _reinmax_correction(one_hot, final_logits, valid_actions(masked), reinmax_tau).to(logits.dtype)
     return _straight_through(one_hot, soft).to(logits.dtype)
 
 
@@ -393,7 +398,7 @@ def straight_through(
 
     ``hard=False`` returns ``pi`` itself.
     """
-    masked, _ = prepare_logits(logits, mask, validate_args)
+    masked = prepare_logits(logits, mask, validate_args)
     probs = masked.softmax(-1)
     if not hard:
         return probs.to(logits.dtype)
@@ -416,7 +421,7 @@ def gumbel_softmax(
     :param tau: temperature > 0; smaller = closer to one-hot, higher-variance gradients.
     """
     check_tau(tau)
-    masked, _ = prepare_logits(logits, mask, validate_args)
+    masked = prepare_logits(logits, mask, validate_args)
     expo = torch.empty_like(masked).exponential_(generator=generator).clamp_min_(1e-30)
     soft = ((masked - expo.log()) / tau).softmax(-1)
     if not hard:
@@ -442,9 +447,9 @@ def reinmax(
     check_tau(tau)
     if not hard:
         raise ValueError("reinmax has no soft sample; call it with hard=True")
-    masked, mask = prepare_logits(logits, mask, validate_args)
+    masked = prepare_logits(logits, mask, validate_args)
     one_hot = sample_one_hot(masked.softmax(-1), generator)
-    return _reinmax_correction(one_hot, masked, mask, tau).to(logits.dtype)
+    return _reinmax_correction(one_hot, masked, valid_actions(masked), tau).to(logits.dtype)
 
 
 def score_function(
@@ -475,7 +480,7 @@ def score_function(
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2 for the leave-one-out baseline, got {n_samples!r}")
-    masked, _ = prepare_logits(logits, mask, validate_args)
+    masked = prepare_logits(logits, mask, validate_args)
     log_probs = masked.log_softmax(-1)
     expanded = log_probs.expand(n_samples, *log_probs.shape)
     x = sample_one_hot(expanded.exp(), generator)

@@ -228,6 +228,16 @@ def test_bad_masks_raise(name):
         make_sampler(name)(logits, hard=True, mask=torch.ones(3, 4))
 
 
+def test_prepare_logits_masks_without_copying_unmasked_logits():
+    logits = torch.tensor([[0.5, float("-inf"), 1.0], [0.0, 2.0, -1.0]])
+    assert samplers.prepare_logits(logits) is logits  # float32 and no user mask: no copy
+    row_mask = torch.tensor([True, True, False])  # broadcasts over the batch
+    masked = samplers.prepare_logits(logits, row_mask)
+    expected = torch.tensor([[True, False, False], [True, True, False]])
+    assert torch.equal(samplers.valid_actions(masked), expected)
+    assert torch.equal(masked[expected], logits[expected])
+
+
 def test_reinmax_has_no_soft_sample():
     with pytest.raises(ValueError, match="hard=True"):
         samplers.reinmax(torch.randn(3, 4), hard=False)
