@@ -206,12 +206,23 @@ def launch_config(n_rows: int, k: int) -> Tuple[int, int, int, int]:
     (``cp.async``). The defaults were the best or within 3% of the best of the five options timed
     on an H200 at the four sizes of BENCHMARKS.md. :func:`set_launch_options` overrides both.
     """
-    tile = _OPTIONS.get("tile") or 2048
-    stages = _OPTIONS.get("stages") or 3
-    block_k = min(triton.next_power_of_2(max(k, 1)), tile)
-    rows = max(1, min(tile // block_k, triton.next_power_of_2(max(n_rows, 1))))
+    return _launch_config(n_rows, k, _OPTIONS.get("tile") or 2048, _OPTIONS.get("stages") or 3)
+
+
+@functools.lru_cache(maxsize=256)
+def _launch_config(n_rows: int, k: int, tile: int, stages: int) -> Tuple[int, int, int, int]:
+    # Cached, and with plain-Python powers of two: triton.next_power_of_2 and triton.cdiv called
+    # from Python go through Triton's constexpr-function wrapper (about 2 us a call on the 2-core
+    # CPU; 14 us per forward + backward before), host time that counts at small K.
+    block_k = min(_next_power_of_2(k), tile)
+    rows = max(1, min(tile // block_k, _next_power_of_2(n_rows)))
     num_warps = max(1, min(8, rows * block_k // 256))
     return rows, block_k, num_warps, stages
+
+
+def _next_power_of_2(n: int) -> int:
+    """The smallest power of two >= ``max(n, 1)``."""
+    return 1 << max(n - 1, 0).bit_length()
 
 
 _OPTIONS: dict = {}
@@ -239,7 +250,7 @@ def _coefficient_table(n_steps: int, t_1: float, device: torch.device) -> Tensor
 
 def _table_width(steps: int) -> int:
     """Columns of the per-row ``(m, l, d)`` register tables: a power of two >= the step count."""
-    return max(2, triton.next_power_of_2(steps))
+    return max(2, _next_power_of_2(steps))
 
 
 class _TritonRedge(torch.autograd.Function):
@@ -250,7 +261,7 @@ class _TritonRedge(torch.autograd.Function):
         out = torch.empty_like(logits)
         stats = torch.empty(n_rows, steps, 2, dtype=torch.float32, device=logits.device)
         rows, block_k, num_warps, stages = launch_config(n_rows, k)
-        grid = (triton.cdiv(n_rows, rows),)
+        grid = (-(-n_rows // rows),)
         _forward_kernel[grid](
             logits, eps, expo if hard else logits, out, stats, coef, n_rows,
             K=k, S=steps, HARD=hard, ROWS=rows, BLOCK_K=block_k, MS=_table_width(steps), STAGES=stages,
@@ -265,7 +276,7 @@ class _TritonRedge(torch.autograd.Function):
         n_rows, k = logits.shape
         grad_logits = torch.empty_like(logits)
         rows, block_k, num_warps, stages = launch_config(n_rows, k)
-        grid = (triton.cdiv(n_rows, rows),)
+        grid = (-(-n_rows // rows),)
         _backward_kernel[grid](
             logits, eps, grad_out.contiguous(), stats, coef, grad_logits, n_rows,
             K=k, S=coef.shape[0], ROWS=rows, BLOCK_K=block_k, MS=_table_width(coef.shape[0]), STAGES=stages,

@@ -169,5 +169,23 @@ def test_step_limit_agrees_with_the_kernels():
         triton_redge.set_launch_options(tile=100)
 
 
+@pytest.mark.skipif(not triton_available(), reason="needs triton")
+def test_launch_config_tiles_rows_and_follows_overrides():
+    import triton
+
+    from rl_diffcat import triton_redge
+
+    assert all(triton_redge._next_power_of_2(n) == triton.next_power_of_2(n) for n in range(1, 3000))
+    try:
+        triton_redge.set_launch_options()
+        assert triton_redge.launch_config(65536, 18) == (64, 32, 8, 3)  # 64 short rows per 2048 tile
+        assert triton_redge.launch_config(3, 18) == (4, 32, 1, 3)  # no more rows than the batch
+        assert triton_redge.launch_config(256, 262144) == (1, 2048, 8, 3)  # a long row streams
+        triton_redge.set_launch_options(tile=256, stages=1)
+        assert triton_redge.launch_config(256, 262144) == (1, 256, 1, 1)
+    finally:
+        triton_redge.set_launch_options()
+
+
 def test_auto_never_picks_triton_off_cuda():
     assert samplers._fused_mode(torch.device("cpu"), 5) is None
