@@ -397,3 +397,34 @@ def test_smoke_on_cuda(algo):
     model = algo("MlpPolicy", "CartPole-v1", device="cuda", seed=0, **SMALL).learn(150)
     assert model.actor.logits_net.weight.is_cuda
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
+def test_polyak_update_is_sb3s_arithmetic_in_multi_tensor_ops():
+    from stable_baselines3.common.utils import polyak_update as sb3_polyak_update
+
+    from rl_diffcat.agents.common.categorical_sac import polyak_update
+
+    gen = th.Generator().manual_seed(0)
+    params = [th.randn(7, 5, generator=gen), th.randn(5, generator=gen)]
+    for tau in (0.005, 0.3, 1.0):
+        ours = [th.randn(p.shape, generator=gen) for p in params]
+        theirs = [t.clone() for t in ours]
+        polyak_update(params, ours, tau)
+        sb3_polyak_update(params, theirs, tau)
+        assert all(th.equal(a, b) for a, b in zip(ours, theirs))  # bit for bit
+    polyak_update([], [], 0.5)  # no batch-norm statistics: nothing to do
+    with pytest.raises(ValueError, match="2 parameters for 1 target"):
+        polyak_update(params, params[:1], 0.5)
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_target_critics_track_the_critics_after_load(algo, tmp_path):
+    """The parameter lists the target update walks are rebuilt on load, not saved: after loading,
+    the update moves the loaded target critics toward the loaded critics."""
+    model = algo("MlpPolicy", "CartPole-v1", seed=0, **SMALL).learn(120)
+    model.save(tmp_path / "model")
+    loaded = algo.load(tmp_path / "model", env=model.env)
+    assert all(a is b for a, b in zip(loaded.critic_target_params, loaded.critic_target.parameters()))
+    before = [p.clone() for p in loaded.critic_target.parameters()]
+    loaded.learn(60, reset_num_timesteps=False)
+    assert any(not th.equal(a, b) for a, b in zip(before, loaded.critic_target.parameters()))

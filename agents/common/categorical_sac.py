@@ -13,7 +13,7 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from stable_baselines3.common.utils import get_parameters_by_name
 from torch.nn import functional as F
 
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
@@ -30,6 +30,19 @@ def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def polyak_update(params: List[th.Tensor], target_params: List[th.Tensor], tau: float) -> None:
+    """SB3's ``polyak_update`` with the same arithmetic (scale the targets by ``1 - tau``, add
+    ``tau`` x the parameters), as two multi-tensor ops instead of two ops per parameter: on a GPU
+    each op is a kernel launch, and the SAC update is launch-bound."""
+    if len(params) != len(target_params):
+        raise ValueError(f"{len(params)} parameters for {len(target_params)} target parameters")
+    if not params:
+        return
+    with th.no_grad():
+        th._foreach_mul_(target_params, 1 - tau)
+        th._foreach_add_(target_params, params, alpha=tau)
 
 
 class CategoricalSAC(OffPolicyAlgorithm):
@@ -204,6 +217,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.actor = self.policy.actor
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
+        self.critic_params = list(self.critic.parameters())
+        self.critic_target_params = list(self.critic_target.parameters())
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
         self.action_dims = action_dims(self.action_space)
@@ -332,7 +347,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
             for key, value in step_logs.items():
                 logs[key].append(value)
             if gradient_step % self.target_update_interval == 0:
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.critic_params, self.critic_target_params, self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -360,7 +375,10 @@ class CategoricalSAC(OffPolicyAlgorithm):
 
     # -- saving -------------------------------------------------------------------------------
     def _excluded_save_params(self) -> List[str]:
-        return super()._excluded_save_params() + ["actor", "critic", "critic_target", "_critic_loss_fn", "_actor_loss_fn"]
+        # The network views (actor, critic, parameter lists) and compiled functions are rebuilt by
+        # _setup_model on load; the weights travel in the policy's state dict.
+        views = ["actor", "critic", "critic_target", "critic_params", "critic_target_params"]
+        return super()._excluded_save_params() + views + ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn"]
 
     def _get_torch_save_params(self) -> Tuple[List[str], List[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
