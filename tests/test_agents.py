@@ -193,6 +193,22 @@ def test_exact_target_option():
         DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiBinary(3)), exact_target=True, **SMALL)
 
 
+def test_temperature_step_is_the_gradient_step_of_its_loss():
+    """alpha moves as Adam on L(log alpha) = log alpha * (H - H_target) would move it: down while
+    the policy is more random than the target, up while it is less."""
+    model = DiffCatSAC("MlpPolicy", "CartPole-v1", seed=0, **SMALL)
+    twin = model.log_ent_coef.detach().clone().requires_grad_(True)
+    reference = th.optim.Adam([twin], lr=model.ent_coef_optimizer.param_groups[0]["lr"])
+    for entropy in (model.target_entropy + 0.3, model.target_entropy + 0.1, model.target_entropy - 0.5):
+        before = model.log_ent_coef.item()
+        model.ent_coef_update(th.tensor(entropy))
+        reference.zero_grad()
+        (twin * (th.tensor(entropy) - model.target_entropy)).sum().backward()
+        reference.step()
+        assert th.equal(model.log_ent_coef.detach(), twin.detach())
+        assert (model.log_ent_coef.item() < before) == (entropy > model.target_entropy)
+
+
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
 def test_temperature_stays_within_bounds(algo):
     # An unreachable target (the max entropy) drives alpha up; it must stop at the bound.

@@ -288,9 +288,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
         """
         if self.log_ent_coef is None or self.ent_coef_optimizer is None:
             return
-        ent_coef_loss = (self.log_ent_coef * (entropy - self.target_entropy)).sum()
-        self.ent_coef_optimizer.zero_grad()
-        ent_coef_loss.backward()
+        # The loss is linear in log alpha: its gradient is H(pi) - H_target, set directly rather
+        # than through a backward pass (the same value, a few kernel launches fewer per step).
+        self.log_ent_coef.grad = (entropy.detach() - self.target_entropy).reshape(self.log_ent_coef.shape)
         self.ent_coef_optimizer.step()
         low, high = self.ent_coef_bounds
         with th.no_grad():
