@@ -117,6 +117,10 @@ def main(argv: List[str] | None = None) -> None:
     )
     parser.add_argument("--minatar", action="store_true", help="also time the MinAtar CNN agents")
     parser.add_argument("--only", nargs="+", default=None, help="time only these agents (and their references)")
+    parser.add_argument(
+        "--budget", type=float, default=None,
+        help="seconds: start no further repeat after this (the figures so far are still written)",
+    )
     parser.add_argument("--out", default="results/agent_speed.csv")
     args = parser.parse_args(argv)
 
@@ -142,10 +146,20 @@ def main(argv: List[str] | None = None) -> None:
 
     env_time: Dict[str, List[float]] = {name: [] for name in models}
     grad_time: Dict[str, List[float]] = {name: [] for name in models}
-    for _ in range(args.repeats):  # alternate the agents so all see the same machine load
+    timing_start = time.perf_counter()
+    for repeat in range(args.repeats):  # alternate the agents so all see the same machine load
+        if repeat and args.budget is not None and time.perf_counter() - timing_start > args.budget:
+            print(f"--budget: stopping after {repeat} repeat(s)", flush=True)
+            break
         for name, model in models.items():
             env_time[name].append(best_time(lambda: model.learn(args.env_steps, reset_num_timesteps=False), 1))
             grad_time[name].append(best_time(lambda: model.train(args.grad_steps, args.batch_size), 1))
+            # Printed as measured, so a run cut short by a time limit still leaves its figures.
+            print(
+                f"{name} (repeat {repeat + 1}): {args.env_steps / env_time[name][-1]:.1f} env-steps/s, "
+                f"{args.grad_steps / grad_time[name][-1]:.1f} gradient-steps/s",
+                flush=True,
+            )
 
     rows = {}
     for name, spec in specs.items():

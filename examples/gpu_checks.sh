@@ -33,7 +33,7 @@ timeout "${SAMPLER_LIMIT:-90}" $PY examples/sampler_speed.py --device cuda --min
 
 echo "=== 3. agent speed"
 timeout "${AGENT_LIMIT:-240}" $PY examples/agent_speed.py --device cuda --compile --compile-mode reduce-overhead \
-  --minatar --env-steps 200 --grad-steps 300 --repeats 2 --out "$OUT/agent_speed_cuda.csv" \
+  --minatar --env-steps 200 --grad-steps 300 --repeats 2 --budget "${AGENT_BUDGET:-60}" --out "$OUT/agent_speed_cuda.csv" \
   --only "DiffCatSAC[neighbours]" "DiffCatSAC[neighbours, compiled:reduce-overhead]" \
   "DiffCatSAC[autograd, compiled:reduce-overhead]" "DiffCatSAC[MinAtar CNN, compiled:reduce-overhead]" \
   2>&1 | tee "$OUT/agent_speed.log"

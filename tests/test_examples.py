@@ -133,6 +133,22 @@ def test_agent_speed_only_keeps_references_and_reports_failed_agents(tmp_path):
     assert list(pd.read_csv(out)["agent"]) == ["DiffCatSAC[autograd]", "SAC"]
 
 
+def test_agent_speed_prints_each_repeat_and_stops_at_its_budget(tmp_path):
+    """Figures are printed as they are measured (a run cut short by a time limit keeps them), and
+    --budget starts no repeat after it is spent but still writes the table."""
+    out = tmp_path / "agent_speed.csv"
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "agent_speed.py"), "--device", "cpu", "--env-steps", "10", "--grad-steps", "5",
+         "--batch-size", "16", "--net-arch", "16", "--repeats", "5", "--budget", "0", "--only", "DiffCatSAC[autograd]",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DiffCatSAC[autograd] (repeat 1):" in proc.stdout and "SAC (repeat 1):" in proc.stdout
+    assert "(repeat 2)" not in proc.stdout and "stopping after 1 repeat(s)" in proc.stdout
+    assert list(pd.read_csv(out)["agent"]) == ["DiffCatSAC[autograd]", "SAC"]
+
+
 def test_agent_speed_only_rejects_unknown_names():
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / "agent_speed.py"), "--only", "DiffCatSAC[nope]"],
