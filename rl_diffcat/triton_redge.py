@@ -212,8 +212,8 @@ def launch_config(n_rows: int, k: int) -> Tuple[int, int, int, int]:
 @functools.lru_cache(maxsize=256)
 def _launch_config(n_rows: int, k: int, tile: int, stages: int) -> Tuple[int, int, int, int]:
     # Cached, and with plain-Python powers of two: triton.next_power_of_2 and triton.cdiv called
-    # from Python go through Triton's constexpr-function wrapper (about 2 us a call on the 2-core
-    # CPU; 14 us per forward + backward before), host time that counts at small K.
+    # from Python go through Triton's constexpr-function wrapper (about 1.6 us a call on the
+    # 2-core CPU, some 12 us per forward + backward before), host time that counts at small K.
     block_k = min(_next_power_of_2(k), tile)
     rows = max(1, min(tile // block_k, _next_power_of_2(n_rows)))
     num_warps = max(1, min(8, rows * block_k // 256))
