@@ -62,11 +62,12 @@ def validation_enabled() -> bool:
 def set_fast_path(mode: str) -> None:
     """Choose how :func:`redge` runs its DDIM chain (see :mod:`rl_diffcat.fused`).
 
-    :param mode: ``"auto"`` (default: the compiled fused chain on CUDA, the eager reference on
-        CPU), ``"off"`` (always the reference), ``"eager"`` (fused hand-written backward, not
-        compiled), ``"compiled"`` (fused and ``torch.compile``d on every device) or ``"triton"``
-        (:mod:`rl_diffcat.triton_redge`: the fastest on CUDA at large K, opt-in, see BENCHMARKS.md;
-        CUDA tensors, or CPU ones under ``TRITON_INTERPRET=1``). Inside a ``torch.compile``d
+    :param mode: ``"auto"`` (default: on CUDA the Triton kernels when ``triton`` is installed and
+        ``n_steps <= 17``, else the compiled fused chain; the eager reference on CPU), ``"off"``
+        (always the reference), ``"eager"`` (fused hand-written backward, not compiled),
+        ``"compiled"`` (fused and ``torch.compile``d on every device) or ``"triton"``
+        (:mod:`rl_diffcat.triton_redge`, see BENCHMARKS.md; CUDA tensors, or CPU ones under
+        ``TRITON_INTERPRET=1``). Inside a ``torch.compile``d
         function (``compile_update=True``) every mode runs the reference, which the compiler fuses.
     """
     global _FAST_PATH
@@ -90,9 +91,11 @@ def _fused_mode(device: torch.device, n_steps: int) -> Optional[str]:
     if torch.compiler.is_compiling():
         return None
     if _FAST_PATH == "auto":
-        # The Triton kernels stay opt-in until their CUDA gradients match at small t_1 too
-        # (BENCHMARKS.md, "GPU": 3% off at n_steps=10, t_1=0.1 on an H200).
-        return "compiled" if device.type == "cuda" else None
+        # On CUDA the Triton kernels (the fastest path at every size measured, BENCHMARKS.md "GPU"),
+        # else the compiled fused chain; on the CPU the reference.
+        if device.type != "cuda":
+            return None
+        return "triton" if triton_available() and n_steps <= _TRITON_MAX_STEPS else "compiled"
     if _FAST_PATH == "triton":
         if not triton_available():
             raise RuntimeError("fast path 'triton' needs the triton package (pip install triton)")

@@ -57,7 +57,7 @@ def test_compiled_path_matches_reference_on_cpu():
 @requires_cuda
 def test_compiled_path_matches_reference_on_cuda():
     x_ref, g_ref = run_redge("off", "cuda")
-    x_fused, g_fused = run_redge("auto", "cuda")
+    x_fused, g_fused = run_redge("compiled", "cuda")
     assert torch.equal(x_ref, x_fused)
     assert torch.allclose(g_ref, g_fused, atol=1e-4, rtol=1e-3)
 
