@@ -17,6 +17,7 @@ from stable_baselines3.common.utils import get_parameters_by_name
 from torch.nn import functional as F
 
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
+from rl_diffcat.agents.common.cuda_graph import GraphedStep, graph_supported, make_capturable, release_capturable, set_learning_rate
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
 from rl_diffcat.distributions import indices_to_one_hot
 
@@ -81,6 +82,11 @@ class CategoricalSAC(OffPolicyAlgorithm):
         temporaries: meant for CUDA, where the small networks of RL are launch-bound.
     :param compile_kwargs: keyword arguments of ``torch.compile`` (``mode``, ``backend``, ...; the
         default ``dynamic=False`` compiles for the fixed minibatch shapes).
+    :param cuda_graph: capture each whole gradient step (both losses, their backward passes, the
+        optimizer and temperature steps) as one CUDA graph and replay it on every new minibatch
+        (:mod:`rl_diffcat.agents.common.cuda_graph`). CUDA only; the optimizers are made
+        capturable (Adam and the like). Same algorithm, launched from the host once per step.
+        Combines with ``compile_update`` in its default mode (not with the CUDA-graph modes).
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard log folder (``None``: no logging).
     :param policy_kwargs: policy keyword arguments (``net_arch``, ``n_critics``, ...).
@@ -121,6 +127,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         target_update_interval: int = 1,
         compile_update: bool = False,
         compile_kwargs: Optional[Dict[str, Any]] = None,
+        cuda_graph: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
         policy_kwargs: Optional[Dict[str, Any]] = None,
@@ -153,6 +160,13 @@ class CategoricalSAC(OffPolicyAlgorithm):
             raise ValueError(f"compile_update must be True or False, got {compile_update!r}")
         if compile_kwargs is not None and not isinstance(compile_kwargs, dict):
             raise ValueError(f"compile_kwargs must be a dict of torch.compile arguments, got {compile_kwargs!r}")
+        if not isinstance(cuda_graph, bool):
+            raise ValueError(f"cuda_graph must be True or False, got {cuda_graph!r}")
+        if cuda_graph and compile_update and (compile_kwargs or {}).get("mode") in ("reduce-overhead", "max-autotune"):
+            raise ValueError(
+                f"cuda_graph=True captures the whole step itself: use compile mode 'default' (or no compile_update), "
+                f"not {compile_kwargs['mode']!r}, which graphs the losses separately"
+            )
         super().__init__(
             policy,
             env,
@@ -188,6 +202,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.target_update_interval = target_update_interval
         self.compile_update = compile_update
         self.compile_kwargs = dict(compile_kwargs or {})
+        self.cuda_graph = cuda_graph
         self.target_entropy: float = 0.0
         self.log_ent_coef: Optional[th.Tensor] = None
         self.ent_coef_optimizer: Optional[th.optim.Adam] = None
@@ -217,6 +232,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.actor = self.policy.actor
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
+        self.policy_params = list(self.policy.parameters())
         self.critic_params = list(self.critic.parameters())
         self.critic_target_params = list(self.critic_target.parameters())
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
@@ -235,6 +251,40 @@ class CategoricalSAC(OffPolicyAlgorithm):
             self.ent_coef_optimizer = None
             self.ent_coef_tensor = th.tensor(init, device=self.device)
         self._setup_loss_functions()
+        self._setup_cuda_graph()
+
+    @property
+    def optimizers(self) -> List[th.optim.Optimizer]:
+        """The actor's, the critics' and (when tuned) the temperature's optimizer."""
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        return optimizers + ([self.ent_coef_optimizer] if self.ent_coef_optimizer is not None else [])
+
+    def _setup_cuda_graph(self) -> None:
+        """With ``cuda_graph``: capturable optimizers and the graphed step (captured on first use)."""
+        self._graphed_step: Optional[GraphedStep] = None
+        if not self.cuda_graph:
+            for optimizer in self.optimizers:
+                release_capturable(optimizer)
+            return
+        reason = graph_supported(self.device)
+        if reason is not None:
+            raise ValueError(f"{reason}; pass cuda_graph=False (also to load() a graphed model on such a device)")
+        for optimizer in self.optimizers:
+            make_capturable(optimizer, self.device)
+        self._graphed_step = GraphedStep(self._gradient_step)
+
+    def set_parameters(self, *args: Any, **kwargs: Any) -> None:
+        """SB3's ``set_parameters``; then the optimizers are made (non-)capturable again for this
+        model's ``cuda_graph``, and captured graphs, which hold the replaced tensors, are dropped."""
+        super().set_parameters(*args, **kwargs)
+        self._setup_cuda_graph()
+
+    def _update_learning_rate(self, optimizers: Union[List[th.optim.Optimizer], th.optim.Optimizer]) -> None:
+        """SB3's learning-rate update, writing into the tensor learning rates of graphed optimizers."""
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            set_learning_rate(optimizer, learning_rate)
 
     def _setup_loss_functions(self) -> None:
         """The loss functions ``_train_step`` calls: the agent's own methods, or their
@@ -268,7 +318,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
         """``zero_grad``, backward, optional gradient-norm clipping, step."""
         # Every gradient of the policy, not only this optimizer's: the actor's loss also reaches the
         # critics, and under CUDA graphs an old gradient lives in graph memory a replay reuses.
-        self.policy.zero_grad(set_to_none=True)
+        for param in self.policy_params:  # policy.zero_grad(set_to_none=True), without the module walk
+            param.grad = None
         loss.backward()
         if self.max_grad_norm is not None:
             params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -330,20 +381,24 @@ class CategoricalSAC(OffPolicyAlgorithm):
         """``values``, cloned when they may be outputs of a compiled (possibly CUDA-graphed) update."""
         return {key: value.clone() for key, value in values.items()} if self.compile_update else values
 
+    def _gradient_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor]) -> Dict[str, th.Tensor]:
+        """Critic, actor and temperature steps on one minibatch, with no host sync: the function
+        that ``cuda_graph`` captures. Returns the logged values, ``ent_coef`` included."""
+        alpha = self.current_ent_coef
+        logs = self._train_step(replay_data, discounts, alpha)
+        self.ent_coef_update(logs["entropy"])
+        logs["ent_coef"] = alpha
+        return logs
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
-        optimizers: List[th.optim.Optimizer] = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers.append(self.ent_coef_optimizer)
-        self._update_learning_rate(optimizers)
+        self._update_learning_rate(self.optimizers)
+        step = self._graphed_step if self._graphed_step is not None else self._gradient_step
         logs: Dict[str, List[th.Tensor]] = defaultdict(list)
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            alpha = self.current_ent_coef
-            step_logs = self._train_step(replay_data, discounts, alpha)
-            self.ent_coef_update(step_logs["entropy"])
-            step_logs["ent_coef"] = alpha
+            step_logs = step(replay_data, discounts)
             for key, value in step_logs.items():
                 logs[key].append(value)
             if gradient_step % self.target_update_interval == 0:
@@ -377,8 +432,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
     def _excluded_save_params(self) -> List[str]:
         # The network views (actor, critic, parameter lists) and compiled functions are rebuilt by
         # _setup_model on load; the weights travel in the policy's state dict.
-        views = ["actor", "critic", "critic_target", "critic_params", "critic_target_params"]
-        return super()._excluded_save_params() + views + ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn"]
+        views = ["actor", "critic", "critic_target", "policy_params", "critic_params", "critic_target_params"]
+        rebuilt = ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn", "_graphed_step"]
+        return super()._excluded_save_params() + views + rebuilt
 
     def _get_torch_save_params(self) -> Tuple[List[str], List[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]

@@ -1,0 +1,150 @@
+"""Replay a whole gradient step as one CUDA graph.
+
+The networks of RL are small: on a GPU an update is a few hundred kernels of microseconds each, and
+launching them from Python (autograd, optimizers, compiled-graph wrappers) costs more than running
+them. ``GraphedStep`` captures a step function once per input signature (shapes, dtypes, structure)
+and afterwards only copies the new minibatch into the captured input tensors and replays the graph.
+
+What the captured function may do is what CUDA graphs allow: no host syncs (``.item()``, value
+checks), no CPU tensors that change between calls, the same kernels every call. Random numbers
+from PyTorch's default CUDA generator are fine: each replay draws fresh ones, the same sequence an
+eager run from the same generator state would draw. Optimizers must be capturable (their step
+counts and learning rates on the device): :func:`make_capturable` converts them in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+
+import torch as th
+from torch.utils import _pytree as pytree
+
+# Eager calls on a side stream before the capture: they run lazy initializations (cuBLAS
+# workspaces, the autograd engine's device threads, optimizer state) that must not be captured.
+WARMUP_CALLS = 3
+
+
+class _Captured:
+    """One captured graph with its static inputs and outputs."""
+
+    def __init__(self) -> None:
+        self.graph = th.cuda.CUDAGraph()
+        self.inputs: List[th.Tensor] = []
+        self.outputs: Dict[str, th.Tensor] = {}
+
+
+class GraphedStep:
+    """``fn(*args) -> dict of tensors``, replayed as a CUDA graph.
+
+    The first ``WARMUP_CALLS`` calls with a new input signature run eagerly on a side stream
+    (they are real steps), the next one captures the graph and replays it, and later calls replay
+    it. Tensor arguments are copied into the captured inputs; non-tensor arguments (a discount
+    factor, say) are part of the signature, so a new value captures a new graph. The returned
+    tensors are copies: the next replay overwrites the graph's own outputs.
+
+    :param fn: the step; called with the same arguments every time, returning a dict of tensors.
+    """
+
+    def __init__(self, fn: Callable[..., Dict[str, th.Tensor]]) -> None:
+        self.fn = fn
+        self._graphs: Dict[Hashable, _Captured] = {}
+        self._eager_calls: Dict[Hashable, int] = {}
+        self.replays = 0
+
+    @staticmethod
+    def _signature(leaves: List[Any], spec: Any) -> Hashable:
+        described = tuple(
+            (tuple(leaf.shape), leaf.dtype, leaf.device) if isinstance(leaf, th.Tensor) else ("value", leaf) for leaf in leaves
+        )
+        return str(spec), described
+
+    def __call__(self, *args: Any) -> Dict[str, th.Tensor]:
+        leaves, spec = pytree.tree_flatten(args)
+        signature = self._signature(leaves, spec)
+        captured = self._graphs.get(signature)
+        if captured is None:
+            done = self._eager_calls.get(signature, 0)
+            if done < WARMUP_CALLS:
+                self._eager_calls[signature] = done + 1
+                return self._side_stream_call(args)
+            captured = self._capture(args, leaves, spec)
+            self._graphs[signature] = captured
+        tensors = [leaf for leaf in leaves if isinstance(leaf, th.Tensor)]
+        th._foreach_copy_(captured.inputs, tensors)
+        captured.graph.replay()
+        self.replays += 1
+        return {key: value.clone() for key, value in captured.outputs.items()}
+
+    def _side_stream_call(self, args: Tuple[Any, ...]) -> Dict[str, th.Tensor]:
+        stream = th.cuda.Stream()
+        stream.wait_stream(th.cuda.current_stream())
+        with th.cuda.stream(stream):
+            outputs = self.fn(*args)
+        th.cuda.current_stream().wait_stream(stream)
+        return outputs
+
+    def _capture(self, args: Tuple[Any, ...], leaves: List[Any], spec: Any) -> _Captured:
+        captured = _Captured()
+        static_leaves = [leaf.clone() if isinstance(leaf, th.Tensor) else leaf for leaf in leaves]
+        captured.inputs = [leaf for leaf in static_leaves if isinstance(leaf, th.Tensor)]
+        static_args = pytree.tree_unflatten(static_leaves, spec)
+        th.cuda.synchronize()
+        with th.cuda.graph(captured.graph):
+            captured.outputs = dict(self.fn(*static_args))
+        # Capturing records kernels without running them: run the step once for this call.
+        return captured
+
+    def reset(self) -> None:
+        """Forget every graph: call it whenever a tensor the step reads or writes is replaced
+        (loading parameters or optimizer state), since a graph holds the old addresses."""
+        self._graphs.clear()
+        self._eager_calls.clear()
+
+
+def make_capturable(optimizer: th.optim.Optimizer, device: th.device) -> None:
+    """Turn an Adam-style optimizer capturable in place: step counts and learning rates become
+    device tensors that a graph replay reads and updates (a new learning rate is then written
+    into the tensor, see :func:`set_learning_rate`)."""
+    for group in optimizer.param_groups:
+        if "capturable" not in group:
+            raise ValueError(f"{type(optimizer).__name__} has no capturable mode; cuda_graph=True needs one (Adam, AdamW, ...)")
+        group["capturable"] = True
+        if not isinstance(group["lr"], th.Tensor):
+            group["lr"] = th.tensor(float(group["lr"]), device=device)
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "step" in state:
+                state["step"] = state["step"].to(device=device, dtype=th.float32)
+
+
+def release_capturable(optimizer: th.optim.Optimizer) -> None:
+    """Undo :func:`make_capturable` (float learning rates, step counts on the CPU), so that a
+    model saved while graphed loads and trains anywhere."""
+    for group in optimizer.param_groups:
+        if group.get("capturable"):
+            group["capturable"] = False
+        if isinstance(group["lr"], th.Tensor):
+            group["lr"] = float(group["lr"])
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if isinstance(state.get("step"), th.Tensor) and state["step"].device.type != "cpu":
+                state["step"] = state["step"].to("cpu")
+
+
+def set_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> None:
+    """SB3's ``update_learning_rate``, writing into a tensor learning rate (which a captured graph
+    reads) instead of replacing it."""
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], th.Tensor):
+            group["lr"].fill_(learning_rate)
+        else:
+            group["lr"] = learning_rate
+
+
+def graph_supported(device: th.device) -> Optional[str]:
+    """``None`` if CUDA graphs can run on ``device``, else why not."""
+    if th.device(device).type != "cuda":
+        return f"cuda_graph=True needs a CUDA device, got {device}"
+    if not th.cuda.is_available():
+        return "cuda_graph=True needs CUDA, which this torch build or machine lacks"
+    return None
