@@ -3,9 +3,10 @@
     python examples/agent_speed.py                    # CPU: discretized vs continuous Pendulum
     python examples/agent_speed.py --compile          # also DiffCatSAC with compile_update=True
     python examples/agent_speed.py --device cuda --compile --minatar
+    python examples/agent_speed.py --device cuda --cuda-graph --minatar   # whole step as one CUDA graph
 
 DiffCatSAC is timed with both ``q_gradient`` modes (and with ``--compile`` its ``torch.compile``d
-update). All agents get the same network sizes (``--net-arch``), batch size and replay ratio (one
+update; with ``--cuda-graph`` its ``cuda_graph=True`` step, with ``--compile`` also compiled). All agents get the same network sizes (``--net-arch``), batch size and replay ratio (one
 gradient step per env step). DiffCatSAC runs on ``rl_diffcat/Pendulum-Discrete-v0`` (11 bins),
 SB3's SAC on ``Pendulum-v1``. ``--minatar`` adds DiffCatSAC and DiscreteSAC with the MinAtar CNN on
 ``rl_diffcat/MinAtar-Breakout-v0`` (SB3's SAC cannot act there: its actions are discrete), whose
@@ -54,6 +55,15 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
                 table[f"DiffCatSAC[{mode}, {tag(cmode)}]"] = dict(
                     cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient=mode, **compiled(cmode)), ref="SAC"
                 )
+    if args.cuda_graph:
+        for mode in ("neighbours", "autograd"):
+            table[f"DiffCatSAC[{mode}, cuda-graph]"] = dict(
+                cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient=mode, cuda_graph=True), ref="SAC"
+            )
+            if args.compile:  # compiled losses (fewer kernels) inside the graph
+                table[f"DiffCatSAC[{mode}, compiled, cuda-graph]"] = dict(
+                    cls=DiffCatSAC, env=DISCRETE_ENV, kwargs=dict(q_gradient=mode, cuda_graph=True, **compiled("default")), ref="SAC"
+                )
     table["SAC"] = dict(cls=SAC, env="Pendulum-v1", kwargs={}, ref="SAC")
     if args.minatar:
         cnn = dict(policy="CnnPolicy", policy_kwargs=dict(features_extractor_class=MinAtarCNN, net_arch=args.net_arch))
@@ -62,6 +72,11 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
             for cmode in compile_modes:
                 table[f"DiffCatSAC[MinAtar CNN, {tag(cmode)}]"] = dict(
                     cls=DiffCatSAC, env=MINATAR_ENV, kwargs=dict(cnn, **compiled(cmode)), ref="DiscreteSAC[MinAtar CNN]"
+                )
+        if args.cuda_graph:
+            for cls in (DiffCatSAC, DiscreteSAC):
+                table[f"{cls.__name__}[MinAtar CNN, cuda-graph]"] = dict(
+                    cls=cls, env=MINATAR_ENV, kwargs=dict(cnn, cuda_graph=True), ref="DiscreteSAC[MinAtar CNN]"
                 )
         table["DiscreteSAC[MinAtar CNN]"] = dict(cls=DiscreteSAC, env=MINATAR_ENV, kwargs=cnn, ref="DiscreteSAC[MinAtar CNN]")
     return table
@@ -115,6 +130,7 @@ def main(argv: List[str] | None = None) -> None:
         "--compile-mode", nargs="+", default=None,
         help="torch.compile modes of --compile, one row each (default: default; e.g. default reduce-overhead)",
     )
+    parser.add_argument("--cuda-graph", action="store_true", help="also time the agents with cuda_graph=True (CUDA)")
     parser.add_argument("--minatar", action="store_true", help="also time the MinAtar CNN agents")
     parser.add_argument("--only", nargs="+", default=None, help="time only these agents (and their references)")
     parser.add_argument(
