@@ -149,6 +149,23 @@ def test_agent_speed_prints_each_repeat_and_stops_at_its_budget(tmp_path):
     assert list(pd.read_csv(out)["agent"]) == ["DiffCatSAC[autograd]", "SAC"]
 
 
+def test_agent_speed_cuda_graph_rows():
+    """--cuda-graph adds the cuda_graph=True agents (with --compile also compiled losses inside the
+    graph, in torch.compile's default mode), each timed against its eager reference."""
+    speed = load_script("agent_speed")
+    args = speed.argparse.Namespace(compile=True, compile_mode=None, cuda_graph=True, minatar=True, net_arch=[16])
+    table = speed.agent_table(args)
+    row = table["DiffCatSAC[autograd, cuda-graph]"]
+    assert row["kwargs"] == dict(q_gradient="autograd", cuda_graph=True) and row["ref"] == "SAC"
+    compiled = table["DiffCatSAC[neighbours, compiled, cuda-graph]"]["kwargs"]
+    assert compiled["cuda_graph"] and compiled["compile_update"] and compiled["compile_kwargs"] is None
+    for algo in ("DiffCatSAC", "DiscreteSAC"):
+        minatar = table[f"{algo}[MinAtar CNN, cuda-graph]"]
+        assert minatar["kwargs"]["cuda_graph"] and minatar["ref"] == "DiscreteSAC[MinAtar CNN]"
+    args.cuda_graph = False
+    assert not any("cuda-graph" in name for name in speed.agent_table(args))
+
+
 def test_agent_speed_only_rejects_unknown_names():
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / "agent_speed.py"), "--only", "DiffCatSAC[nope]"],
