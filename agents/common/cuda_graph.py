@@ -14,7 +14,8 @@ counts and learning rates on the device): :func:`make_capturable` converts them 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+import contextlib
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple
 
 import torch as th
 from torch.utils import _pytree as pytree
@@ -89,7 +90,7 @@ class GraphedStep:
         captured.inputs = [leaf for leaf in static_leaves if isinstance(leaf, th.Tensor)]
         static_args = pytree.tree_unflatten(static_leaves, spec)
         th.cuda.synchronize()
-        with th.cuda.graph(captured.graph):
+        with stale_streams_redirected(), th.cuda.graph(captured.graph):
             captured.outputs = dict(self.fn(*static_args))
         # Capturing records kernels without running them: run the step once for this call.
         return captured
@@ -99,6 +100,27 @@ class GraphedStep:
         (loading parameters or optimizer state), since a graph holds the old addresses."""
         self._graphs.clear()
         self._eager_calls.clear()
+
+
+@contextlib.contextmanager
+def stale_streams_redirected() -> Iterator[bool]:
+    """While capturing, let autograd run a node that remembers a stream outside the capture (the
+    stream of an earlier eager step, or the default stream) on the capturing stream instead; a
+    wait on the default stream would otherwise invalidate the capture ("operation would make the
+    legacy stream depend on a capturing blocking stream"). PyTorch's own switch,
+    ``torch.autograd.graph.set_override_stale_capture_stream`` (torch 2.13 has it, older versions
+    do not: there this does nothing). Restores the previous setting. Yields whether it applied."""
+    setter = getattr(th.autograd.graph, "set_override_stale_capture_stream", None)
+    getter = getattr(th._C, "_override_stale_capture_stream", None)
+    if setter is None or getter is None:
+        yield False
+        return
+    previous = bool(getter())
+    setter(True)
+    try:
+        yield True
+    finally:
+        setter(previous)
 
 
 def make_capturable(optimizer: th.optim.Optimizer, device: th.device) -> None:
