@@ -8,7 +8,8 @@
 #
 # Re-running resumes: finished runs (results/<preset>/runs/*/done.json) are skipped.
 # Each preset writes results/<preset>/{summary.md,eval_curves.csv,runs.csv,learning_curves_<env>.png}.
-# LunarLander-v3 needs Box2D, HalfCheetah MuJoCo: pip install "rl-diffcat[all]".
+# LunarLander-v3 needs Box2D, HalfCheetah MuJoCo, minatar MinAtar: pip install "rl-diffcat[all]".
+# minatar is meant for a GPU (DEVICE=cuda); not in the default list.
 set -euo pipefail
 
 JOBS="${JOBS:-1}"

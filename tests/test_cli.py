@@ -198,6 +198,29 @@ def test_hyperparams_files_have_defaults_and_env_entries():
     assert load_hyperparams("ppo", "Acrobot-v1")["n_envs"] == 16  # env entry over default
 
 
+@pytest.mark.parametrize("algo", ["diffcat-sac", "discrete-sac", "ppo", "ppo-diffcat"])
+def test_minatar_entries_build_cnn_models(algo):
+    """The MinAtar entries name their features extractor as a string (MinAtarCNN) in the data file;
+    every algo builds its model with it."""
+    from rl_diffcat.benchmark.algos import make_model
+    from rl_diffcat.envs import MinAtarCNN
+
+    env_id = "rl_diffcat/MinAtar-Breakout-v0"
+    params = load_hyperparams(algo, env_id)
+    assert params["policy_kwargs"]["features_extractor_class"] == "MinAtarCNN"
+    model = make_model(algo, env_id, params, seed=0, device="cpu")
+    extractors = [m for m in model.policy.modules() if isinstance(m, MinAtarCNN)]
+    assert extractors and extractors[0].features_dim == 128
+
+
+def test_unknown_features_extractor_name_is_a_clear_error():
+    from rl_diffcat.benchmark.algos import make_model
+
+    params = load_hyperparams("ppo", ENV, overrides={"policy_kwargs.features_extractor_class": "NoSuchCNN"})
+    with pytest.raises(ValueError, match="NoSuchCNN.*is not a features extractor"):
+        make_model("ppo", ENV, params, seed=0, device="cpu")
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_plans_its_runs(name):
     preset = PRESETS[name]

@@ -9,7 +9,9 @@ for ``policy_kwargs``/``sampler_kwargs``). Keys that are not constructor argumen
 * ``n_envs``: number of training envs in the ``DummyVecEnv`` (default 1).
 
 Strings ``lin_<x>`` for ``learning_rate``/``clip_range`` become a linear decay from ``x`` to 0,
-and ``policy_kwargs.activation_fn`` may name a ``torch.nn`` module (``Tanh``, ``ReLU``).
+``policy_kwargs.activation_fn`` may name a ``torch.nn`` module (``Tanh``, ``ReLU``), and
+``policy_kwargs.features_extractor_class`` a features extractor of ours (``MinAtarCNN``) or SB3's
+(``NatureCNN``).
 Agent classes are imported only when a model is built, so this module imports even when an
 optional agent is missing.
 """
@@ -257,9 +259,28 @@ def _resolve(params: Dict[str, Any]) -> Dict[str, Any]:
         if not hasattr(torch.nn, activation):
             raise ValueError(f"policy_kwargs.activation_fn={activation!r} is not a torch.nn module (try Tanh or ReLU)")
         policy_kwargs["activation_fn"] = getattr(torch.nn, activation)
+    extractor = policy_kwargs.get("features_extractor_class")
+    if isinstance(extractor, str):
+        policy_kwargs["features_extractor_class"] = _features_extractor(extractor)
     if policy_kwargs:
         kwargs["policy_kwargs"] = policy_kwargs
     return kwargs
+
+
+def _features_extractor(name: str) -> type:
+    """A features extractor class named in a data file: ours (``rl_diffcat.envs``) or SB3's."""
+    from stable_baselines3.common import torch_layers
+
+    import rl_diffcat.envs
+
+    for module in (rl_diffcat.envs, torch_layers):
+        candidate = getattr(module, name, None)
+        if isinstance(candidate, type) and issubclass(candidate, torch_layers.BaseFeaturesExtractor):
+            return candidate
+    raise ValueError(
+        f"policy_kwargs.features_extractor_class={name!r} is not a features extractor of rl_diffcat.envs "
+        "(MinAtarCNN) or stable_baselines3 (NatureCNN, FlattenExtractor, ...)"
+    )
 
 
 def _resolve_policy(algo_class: type, policy: Any) -> Any:

@@ -72,6 +72,16 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "eval_episodes": 10,
         "results": "results/halfcheetah",
     },
+    # MinAtar on the GPU machine (CNN agents; 1M steps is hours per run even there).
+    "minatar": {
+        "envs": ["rl_diffcat/MinAtar-Breakout-v0", "rl_diffcat/MinAtar-SpaceInvaders-v0"],
+        "algos": REPORT_ALGOS,
+        "seeds": 5,
+        "steps": 1_000_000,
+        "eval_freq": 50_000,
+        "eval_episodes": 10,
+        "results": "results/minatar",
+    },
 }
 
 # Used when neither a preset nor a flag sets a value.
