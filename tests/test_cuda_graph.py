@@ -46,6 +46,15 @@ def test_graph_signature_tells_shapes_and_values_apart():
     assert sig([a.double(), 0.99], "spec") != base
     assert sig([a, 0.9], "spec") != base  # a new discount is baked into the graph
     assert sig([a, 0.99], "other spec") != base
+    # real minibatches: two samples of the same buffer share a signature (their tree specs are equal)
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+    from torch.utils import _pytree as pytree
+
+    def batch():
+        return ReplayBufferSamples(*(th.randn(4, 3) for _ in range(5)), discounts=None), 0.99
+
+    (leaves_1, spec_1), (leaves_2, spec_2) = pytree.tree_flatten(batch()), pytree.tree_flatten(batch())
+    assert sig(leaves_1, spec_1) == sig(leaves_2, spec_2)
 
 
 def test_capturable_optimizer_round_trip():

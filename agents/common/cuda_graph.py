@@ -57,7 +57,7 @@ class GraphedStep:
         described = tuple(
             (tuple(leaf.shape), leaf.dtype, leaf.device) if isinstance(leaf, th.Tensor) else ("value", leaf) for leaf in leaves
         )
-        return str(spec), described
+        return spec, described
 
     def __call__(self, *args: Any) -> Dict[str, th.Tensor]:
         leaves, spec = pytree.tree_flatten(args)
