@@ -100,6 +100,21 @@ def test_stale_stream_override_is_on_only_inside_the_capture():
     assert not getter()
 
 
+def test_release_leaves_a_capturable_optimizer_the_user_chose():
+    """Only what make_capturable converted is undone: an optimizer built capturable stays so."""
+    chosen = th.optim.Adam([th.nn.Parameter(th.zeros(2))], lr=1e-3, capturable=True)
+    make_capturable(chosen, th.device("cpu"))
+    release_capturable(chosen)
+    assert chosen.param_groups[0]["capturable"]
+    converted = th.optim.Adam([th.nn.Parameter(th.zeros(2))], lr=1e-3)
+    make_capturable(converted, th.device("cpu"))
+    saved = converted.state_dict()  # the mark travels with a saved model
+    reloaded = th.optim.Adam([th.nn.Parameter(th.zeros(2))], lr=1e-3)
+    reloaded.load_state_dict(saved)
+    release_capturable(reloaded)
+    assert not reloaded.param_groups[0]["capturable"] and isinstance(reloaded.param_groups[0]["lr"], float)
+
+
 def test_capturable_rejects_optimizers_without_the_mode():
     opt = th.optim.SGD([th.nn.Parameter(th.zeros(2))], lr=0.1)
     with pytest.raises(ValueError, match="no capturable mode"):

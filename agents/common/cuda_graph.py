@@ -23,6 +23,9 @@ from torch.utils import _pytree as pytree
 # Eager calls on a side stream before the capture: they run lazy initializations (cuBLAS
 # workspaces, the autograd engine's device threads, optimizer state) that must not be captured.
 WARMUP_CALLS = 3
+# Marks the optimizer groups that make_capturable converted (it travels in a saved state dict), so
+# release_capturable undoes that and leaves a capturable or fused optimizer the user chose alone.
+CAPTURABLE_MARK = "rl_diffcat_made_capturable"
 
 
 class _Captured:
@@ -130,7 +133,9 @@ def make_capturable(optimizer: th.optim.Optimizer, device: th.device) -> None:
     for group in optimizer.param_groups:
         if "capturable" not in group:
             raise ValueError(f"{type(optimizer).__name__} has no capturable mode; cuda_graph=True needs one (Adam, AdamW, ...)")
-        group["capturable"] = True
+        if not group["capturable"]:
+            group["capturable"] = True
+            group[CAPTURABLE_MARK] = True
         if not isinstance(group["lr"], th.Tensor):
             group["lr"] = th.tensor(float(group["lr"]), device=device)
         for param in group["params"]:
@@ -141,12 +146,16 @@ def make_capturable(optimizer: th.optim.Optimizer, device: th.device) -> None:
 
 def release_capturable(optimizer: th.optim.Optimizer) -> None:
     """Undo :func:`make_capturable` (float learning rates, step counts on the CPU), so that a
-    model saved while graphed loads and trains anywhere."""
+    model saved while graphed loads and trains anywhere. Groups it did not convert keep their
+    ``capturable`` and ``fused`` settings (and so their device step counts)."""
     for group in optimizer.param_groups:
-        if group.get("capturable"):
-            group["capturable"] = False
         if isinstance(group["lr"], th.Tensor):
             group["lr"] = float(group["lr"])
+        if not group.pop(CAPTURABLE_MARK, False):
+            continue
+        group["capturable"] = False
+        if group.get("fused"):
+            continue
         for param in group["params"]:
             state = optimizer.state.get(param, {})
             if isinstance(state.get("step"), th.Tensor) and state["step"].device.type != "cpu":
