@@ -187,12 +187,17 @@ def one_hot_like(probs: Tensor, index: Tensor) -> Tensor:
     return torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
+def sample_index(probs: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Draw indices from ``Cat(probs)`` along the last dim (Gumbel-max, no gradient)."""
+    with torch.no_grad():
+        expo = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(1e-30)
+        return (probs.clamp_min(0).log() - expo.log()).argmax(-1)
+
+
 def sample_one_hot(probs: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
     """Draw one-hot samples from ``Cat(probs)`` along the last dim (Gumbel-max, no gradient)."""
     with torch.no_grad():
-        expo = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(1e-30)
-        index = (probs.clamp_min(0).log() - expo.log()).argmax(-1)
-        return one_hot_like(probs, index)
+        return one_hot_like(probs, sample_index(probs, generator))
 
 
 def _straight_through(hard: Tensor, soft: Tensor) -> Tensor:

@@ -132,3 +132,20 @@ def test_explicit_validation_survives_torch_compile():
     torch.compile(lambda x: x + 1, backend="eager")(torch.ones(1))
     with pytest.raises(ValueError, match="NaN"):
         DiffusionCategorical(logits=torch.tensor([0.0, float("nan")]), validate_args=True)
+
+
+def test_index_sampling_is_the_one_hot_sampling_without_the_one_hot():
+    """sample_indices() = to_indices(sample()) from the same generator state (so acting through
+    indices changes no trajectory), and mode_indices = to_indices(mode), masks respected."""
+    logits = 3 * torch.randn(64, 7, generator=torch.Generator().manual_seed(0))
+    logits[0, :2] = float("-inf")
+    mask = torch.ones(64, 7, dtype=torch.bool)
+    mask[1, 3:6] = False
+    dist = MultiDiffusionCategorical(logits, [3, 4], mask=mask)
+    torch.manual_seed(1)
+    expected = dist.to_indices(dist.sample((5,)))
+    torch.manual_seed(1)
+    indices = dist.sample_indices((5,))
+    assert torch.equal(indices, expected) and indices.shape == (5, 64, 2) and indices.dtype == torch.int64
+    assert (indices[:, 0, 0] == 2).all() and (indices[:, 1, 1] == 3).all()  # only valid actions
+    assert torch.equal(dist.mode_indices, dist.to_indices(dist.mode))

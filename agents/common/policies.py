@@ -108,7 +108,7 @@ class CategoricalActor(TraceableFeatures, BasePolicy):
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         """Action indices ``(batch, n_factors)``: argmax if ``deterministic`` else a sample of ``pi``."""
         dist = self.distribution(obs)
-        return dist.to_indices(dist.mode if deterministic else dist.sample())
+        return dist.mode_indices if deterministic else dist.sample_indices()
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self(observation, deterministic)
