@@ -23,7 +23,7 @@ nvidia-smi -L || true
 $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 
 echo "=== 1. CUDA tests"
-timeout "${TEST_LIMIT:-120}" $PY -m pytest -q -rxX -p no:cacheprovider -k "not interpreter" \
+timeout "${TEST_LIMIT:-180}" $PY -m pytest -q -rxX -p no:cacheprovider -k "not interpreter" \
   tests/test_triton_redge.py tests/test_fused.py tests/test_cuda_graph.py tests/test_agents.py::test_cuda_graph_update_matches_eager_on_cuda \
   tests/test_agents.py::test_smoke_on_cuda 2>&1 | tee "$OUT/tests.log"
 
