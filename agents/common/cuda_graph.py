@@ -71,7 +71,7 @@ class GraphedStep:
             if done < WARMUP_CALLS:
                 self._eager_calls[signature] = done + 1
                 return self._side_stream_call(args)
-            captured = self._capture(args, leaves, spec)
+            captured = self._capture(leaves, spec)
             self._graphs[signature] = captured
         tensors = [leaf for leaf in leaves if isinstance(leaf, th.Tensor)]
         th._foreach_copy_(captured.inputs, tensors)
@@ -87,7 +87,9 @@ class GraphedStep:
         th.cuda.current_stream().wait_stream(stream)
         return outputs
 
-    def _capture(self, args: Tuple[Any, ...], leaves: List[Any], spec: Any) -> _Captured:
+    def _capture(self, leaves: List[Any], spec: Any) -> _Captured:
+        """Record one call on static copies of the inputs. Capturing runs no kernel: the caller
+        replays the graph for this call too."""
         captured = _Captured()
         static_leaves = [leaf.clone() if isinstance(leaf, th.Tensor) else leaf for leaf in leaves]
         captured.inputs = [leaf for leaf in static_leaves if isinstance(leaf, th.Tensor)]
@@ -95,14 +97,7 @@ class GraphedStep:
         th.cuda.synchronize()
         with stale_streams_redirected(), th.cuda.graph(captured.graph):
             captured.outputs = dict(self.fn(*static_args))
-        # Capturing records kernels without running them: run the step once for this call.
         return captured
-
-    def reset(self) -> None:
-        """Forget every graph: call it whenever a tensor the step reads or writes is replaced
-        (loading parameters or optimizer state), since a graph holds the old addresses."""
-        self._graphs.clear()
-        self._eager_calls.clear()
 
 
 @contextlib.contextmanager
