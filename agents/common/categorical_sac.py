@@ -406,8 +406,10 @@ class CategoricalSAC(OffPolicyAlgorithm):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for key, values in logs.items():  # one host sync per logged quantity
-            self.logger.record(f"train/{key}", th.stack(values).mean().item())
+        if logs:  # one host sync for all logged quantities
+            means = th.stack([th.stack(values).mean() for values in logs.values()]).tolist()
+            for key, mean in zip(logs, means):
+                self.logger.record(f"train/{key}", mean)
 
     def learn(
         self: SelfCategoricalSAC,
