@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--done-json", default=None, help="write the run summary here when training finished")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (1 also prints every evaluation)")
+    train.add_argument(
+        "--checkpoint-freq", type=int, default=0, help="env steps between mid-run checkpoints, for --resume (default 0: none)"
+    )
+    train.add_argument("--checkpoint-dir", default=None, help="checkpoint folder (default: the save path without .zip, plus _checkpoint)")
+    train.add_argument(
+        "--resume", action="store_true", help="go on from the checkpoint of an interrupted run of the same configuration, if there is one"
+    )
 
     compare = commands.add_parser(
         "compare", parents=[common], help="train every (env, algo, seed) in its own process and aggregate", description=_algo_help()
@@ -81,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--steps", type=int, default=None, help="env steps per run (default: n_timesteps of the yml files)")
     compare.add_argument("--results", default=None, help="results folder (default results/<preset> or results/compare)")
     compare.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    compare.add_argument(
+        "--checkpoint-freq",
+        type=int,
+        default=None,
+        help="env steps between mid-run checkpoints, from which an interrupted run resumes (default: about 10 per run; 0: none)",
+    )
     compare.add_argument(
         "--report-only", action="store_true", help="train nothing: write the table and plots of the runs finished so far"
     )
@@ -105,6 +118,7 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     label = algo_label(args.algo, args.sampler)
     save_path = args.save_path or f"models/{args.env_id.replace('/', '-')}_{label.replace(':', '-')}_seed{args.seed}.zip"
+    checkpoint_dir = args.checkpoint_dir or f"{save_path[:-4] if save_path.endswith('.zip') else save_path}_checkpoint"
     summary = train_run(
         args.env_id,
         args.algo,
@@ -121,13 +135,18 @@ def _train(args: argparse.Namespace) -> int:
         done_json=args.done_json,
         progress_bar=not args.no_progress,
         verbose=args.verbose,
+        checkpoint_dir=checkpoint_dir if (args.checkpoint_freq or args.resume) else None,
+        checkpoint_freq=args.checkpoint_freq,
+        resume=args.resume,
+        log=lambda line: print(line, flush=True),
     )
     print(
         f"{summary['algo']} on {summary['env']} (seed {summary['seed']}, {summary['env_steps']} env steps, device {summary['device']}): "
         f"final evaluation {summary['final_mean_return']:.2f} +/- {summary['final_std_return']:.2f} "
         f"over {summary['n_eval_episodes']} deterministic episodes"
     )
-    print(f"wall-clock {summary['wall_clock_s']:.1f} s, {summary['env_steps_per_s']:.0f} env-steps/s (training only)")
+    resumed = f", resumed at steps {summary['resumed_at']}" if summary["resumed_at"] else ""
+    print(f"wall-clock {summary['wall_clock_s']:.1f} s, {summary['env_steps_per_s']:.0f} env-steps/s (training only){resumed}")
     print(f"model saved to {save_path}; TensorBoard logs in {args.tensorboard_log}")
     return 0
 
@@ -177,6 +196,7 @@ def _compare(args: argparse.Namespace) -> int:
         threads=args.threads or 1,
         log=lambda line: print(line, flush=True),
         report_only=args.report_only,
+        checkpoint_freq=args.checkpoint_freq,
     )
     written = write_results(statuses, config["results"])
     failed = [status for status in statuses if status["status"] == "failed"]

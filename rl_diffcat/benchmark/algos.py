@@ -295,6 +295,13 @@ def _resolve_policy(algo_class: type, policy: Any) -> Any:
     return getattr(sb3_glue, policy)
 
 
+def _algo_class(spec: AlgoSpec) -> type:
+    try:
+        return spec.load_class()
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"{spec.name} is not available in this install ({error})") from error
+
+
 def make_model(
     algo: str,
     env_id: str,
@@ -324,10 +331,7 @@ def make_model(
     policy = kwargs.pop("policy", "MlpPolicy")
     n_envs = int(kwargs.pop("n_envs", 1))
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
-    try:
-        algo_class = spec.load_class()
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"{spec.name} is not available in this install ({error})") from error
+    algo_class = _algo_class(spec)
     return algo_class(
         _resolve_policy(algo_class, policy),
         env,
@@ -337,3 +341,34 @@ def make_model(
         verbose=verbose,
         **kwargs,
     )
+
+
+def load_model(
+    algo: str,
+    env_id: str,
+    params: Dict[str, Any],
+    path: str,
+    seed: int,
+    device: str = "auto",
+    tensorboard_log: Optional[str] = None,
+    verbose: int = 0,
+):
+    """Load a model of ``algo`` saved by ``model.save`` and attach a fresh training env, to go on training it.
+
+    :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER``.
+    :param env_id: the env id.
+    :param params: the hyperparameters the model was built with (for ``n_envs``).
+    :param path: the saved ``.zip``.
+    :param seed: new seed of the RNGs and the training envs.
+    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    :param tensorboard_log: TensorBoard folder, or None.
+    :param verbose: SB3 verbosity.
+    :return: the SB3 model, with its training env attached.
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+
+    spec, _ = parse_algo(algo)
+    env = make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed)
+    model = _algo_class(spec).load(path, env=env, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
+    model.set_random_seed(seed)
+    return model

@@ -51,15 +51,42 @@ class EvalCurveCallback(BaseCallback):
         self._next_eval = 0
         self._start = 0.0
         self._last_eval_step = -1
+        self._restored: Optional[Dict[str, Any]] = None
+
+    def state_dict(self) -> Dict[str, Any]:
+        """What a checkpoint needs to continue the curve: its rows, schedule and clocks."""
+        return {
+            "rows": [dict(row) for row in self.rows],
+            "next_eval": self._next_eval,
+            "last_eval_step": self._last_eval_step,
+            "eval_time": self.eval_time,
+            "wall_clock": self.wall_clock,
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` when training (re)starts: the CSV is rewritten with
+        the stored rows, the evaluation schedule goes on, and the clocks count the time already spent.
+        """
+        self._restored = dict(state)
 
     def _on_training_start(self) -> None:
         self._start = time.perf_counter()
         self._next_eval = self.num_timesteps
+        restored, self._restored = self._restored, None
+        if restored is not None:
+            self.rows = [dict(row) for row in restored["rows"]]
+            self._next_eval = int(restored["next_eval"])
+            self._last_eval_step = int(restored["last_eval_step"])
+            self.eval_time = float(restored["eval_time"])
+            self._start -= float(restored["wall_clock"])
         if self.csv_path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(self.csv_path)), exist_ok=True)
             with open(self.csv_path, "w", newline="") as file:
-                csv.writer(file).writerow(EVAL_COLUMNS)
-        self._evaluate()
+                writer = csv.writer(file)
+                writer.writerow(EVAL_COLUMNS)
+                writer.writerows([row[key] for key in EVAL_COLUMNS] for row in self.rows)
+        if self.num_timesteps >= self._next_eval and self._last_eval_step != self.num_timesteps:
+            self._evaluate()
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next_eval:
@@ -71,9 +98,14 @@ class EvalCurveCallback(BaseCallback):
             self._evaluate()
 
     @property
+    def wall_clock(self) -> float:
+        """Seconds since training started (over every segment of a resumed run)."""
+        return time.perf_counter() - self._start
+
+    @property
     def training_time(self) -> float:
         """Seconds since training started, minus the time spent evaluating."""
-        return time.perf_counter() - self._start - self.eval_time
+        return self.wall_clock - self.eval_time
 
     def _evaluate(self) -> None:
         from stable_baselines3.common.evaluation import evaluate_policy
@@ -88,7 +120,7 @@ class EvalCurveCallback(BaseCallback):
             "step": int(self.num_timesteps),
             "mean_return": float(np.mean(returns)),
             "std_return": float(np.std(returns)),
-            "wall_clock": round(time.perf_counter() - self._start, 3),
+            "wall_clock": round(self.wall_clock, 3),
         }
         self.rows.append(row)
         self._last_eval_step = self.num_timesteps

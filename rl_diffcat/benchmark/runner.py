@@ -2,9 +2,10 @@
 
 A compare writes one folder per run under ``<results>/runs/<env>__<algo>__seed<k>/``:
 ``eval.csv`` (the learning curve), ``log.txt`` (stdout and stderr of the process), ``model.zip``,
-``tb/`` (TensorBoard) and ``done.json``, the marker written last by a run that finished. A run
-whose ``done.json`` matches the requested configuration is skipped when the compare is run again,
-so an interrupted compare resumes; a run that crashed has no marker and is retried.
+``tb/`` (TensorBoard), ``checkpoint/`` while it runs (:mod:`~rl_diffcat.benchmark.checkpoint`) and
+``done.json``, the marker written last by a run that finished. A run whose ``done.json`` matches the
+requested configuration is skipped when the compare is run again, so an interrupted compare
+resumes; a run that crashed or was killed has no marker and goes on from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -24,15 +25,35 @@ from rl_diffcat.benchmark.algos import (
     algo_label,
     check_action_space,
     load_hyperparams,
+    load_model,
     make_model,
     parse_algo,
 )
 from rl_diffcat.benchmark.callbacks import EvalCurveCallback
+from rl_diffcat.benchmark.checkpoint import RunCheckpointCallback, config_differences, read_checkpoint, remove_checkpoint
 
 
 def default_eval_freq(steps: int, n_points: int = 20) -> int:
     """Evaluate about ``n_points`` times per run."""
     return max(1, int(steps) // n_points)
+
+
+def default_checkpoint_freq(steps: int, eval_freq: int, n_points: int = 10) -> int:
+    """Checkpoint about ``n_points`` times per run, right after an evaluation (a multiple of ``eval_freq``)."""
+    return max(1, round(int(steps) / n_points / eval_freq)) * int(eval_freq)
+
+
+def run_config(env_id: str, algo: str, seed: int, steps: int, eval_freq: int, n_eval_episodes: int, params: Dict[str, Any]) -> Dict[str, Any]:
+    """What must match for a checkpoint to be continued: the run and its resolved hyperparameters."""
+    return {
+        "env": env_id,
+        "algo": algo,
+        "seed": int(seed),
+        "steps": int(steps),
+        "eval_freq": int(eval_freq),
+        "n_eval_episodes": int(n_eval_episodes),
+        "hyperparams": _jsonable(params),
+    }
 
 
 def train_run(
@@ -51,6 +72,10 @@ def train_run(
     done_json: Optional[str] = None,
     progress_bar: bool = False,
     verbose: int = 0,
+    checkpoint_dir: Optional[str] = None,
+    checkpoint_freq: Optional[int] = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
 ) -> Dict[str, Any]:
     """Train ``algo`` on ``env_id`` with deterministic evaluations on a separate env.
 
@@ -69,9 +94,16 @@ def train_run(
     :param done_json: where the run summary is written last (the resume marker), or None.
     :param progress_bar: show SB3's tqdm/rich progress bar.
     :param verbose: SB3 verbosity; 1 also prints each evaluation.
+    :param checkpoint_dir: folder of the mid-run checkpoint (:mod:`~rl_diffcat.benchmark.checkpoint`);
+        it is deleted once the run has finished and its model is saved.
+    :param checkpoint_freq: env steps between checkpoints; None or 0 writes none.
+    :param resume: go on from the checkpoint in ``checkpoint_dir`` when there is one; a checkpoint of
+        another configuration is an error.
+    :param log: receives a line when the run resumes.
     :return: the run summary (also written to ``done_json``).
     """
     import gymnasium as gym
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.monitor import Monitor
 
     params = load_hyperparams(algo, env_id, sampler=sampler, overrides=overrides)
@@ -79,17 +111,51 @@ def train_run(
     params["n_timesteps"] = steps
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if checkpoint_freq is not None and checkpoint_freq < 0:
+        raise ValueError(f"checkpoint_freq must be >= 0, got {checkpoint_freq}")
+    if (checkpoint_freq or resume) and checkpoint_dir is None:
+        raise ValueError("checkpoint_freq and resume need a checkpoint_dir")
     eval_freq = eval_freq or default_eval_freq(steps)
-    model = make_model(algo, env_id, params, seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
-    eval_env = Monitor(gym.make(env_id))
-    eval_env.reset(seed=seed + 10_000)
     label = algo_label(algo, sampler)
+    config = run_config(env_id, label, seed, steps, eval_freq, n_eval_episodes, params)
+    state = read_checkpoint(checkpoint_dir) if resume and checkpoint_dir is not None else None
+    if state is not None:
+        differences = config_differences(state["config"], config)
+        if differences:
+            raise ValueError(
+                f"the checkpoint in {checkpoint_dir} is of another run (it differs in {', '.join(differences)}); "
+                "delete that folder, or run without --resume to start over"
+            )
+        # The RNG states are not saved: reseed from (seed, step) so a resumed run is reproducible.
+        run_seed = seed + state["step"]
+        model = load_model(label, env_id, params, state["model"], run_seed, device, tensorboard_log, verbose)
+        if state["replay_buffer"] is not None:
+            model.load_replay_buffer(state["replay_buffer"])
+        log(f"resuming {label} on {env_id} (seed {seed}) from its checkpoint at step {state['step']} of {steps}")
+    else:
+        if checkpoint_freq:
+            remove_checkpoint(checkpoint_dir)  # a checkpoint of an earlier run: this one starts over
+        run_seed = seed
+        model = make_model(label, env_id, params, seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
+    eval_env = Monitor(gym.make(env_id))
+    eval_env.reset(seed=run_seed + 10_000)
     callback = EvalCurveCallback(
         eval_env, eval_freq, n_eval_episodes, csv_path=eval_csv, run_info={"env": env_id, "algo": label, "seed": seed}, verbose=verbose
     )
-    start = time.perf_counter()
-    model.learn(total_timesteps=steps, callback=callback, progress_bar=progress_bar, tb_log_name=f"{label}_seed{seed}")
-    wall_clock = time.perf_counter() - start
+    resumed_at = list(state["resumed_at"]) + [state["step"]] if state is not None else []
+    if state is not None:
+        callback.load_state_dict(state["eval"])
+    callbacks = [callback]
+    if checkpoint_freq:
+        run_state = lambda: {"config": config, "resumed_at": resumed_at, "eval": callback.state_dict()}  # noqa: E731
+        callbacks.append(RunCheckpointCallback(checkpoint_dir, checkpoint_freq, run_state, verbose=verbose))
+    model.learn(
+        total_timesteps=max(steps - model.num_timesteps, 0),
+        callback=CallbackList(callbacks),
+        progress_bar=progress_bar,
+        tb_log_name=f"{label}_seed{seed}",
+        reset_num_timesteps=state is None,
+    )
     final = callback.rows[-1]
     summary = {
         "env": env_id,
@@ -102,10 +168,11 @@ def train_run(
         "overrides": _jsonable(overrides or {}),
         "final_mean_return": final["mean_return"],
         "final_std_return": final["std_return"],
-        "wall_clock_s": round(wall_clock, 3),
+        "wall_clock_s": round(callback.wall_clock, 3),
         "eval_time_s": round(callback.eval_time, 3),
         "env_steps_per_s": round(model.num_timesteps / max(callback.training_time, 1e-9), 1),
         "device": str(model.device),
+        "resumed_at": resumed_at,
         "hyperparams": _jsonable(params),
     }
     if save_path is not None:
@@ -116,6 +183,8 @@ def train_run(
     model.get_env().close()
     if done_json is not None:
         _write_json_atomic(done_json, summary)
+    if checkpoint_dir is not None:
+        remove_checkpoint(checkpoint_dir)
     return summary
 
 
@@ -257,13 +326,32 @@ def read_done(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
     return done if stored == config and done.get("hyperparams") == _jsonable(params) else None
 
 
-def train_command(spec: RunSpec, results_dir: str, device: str = "auto", threads: Optional[int] = 1) -> List[str]:
-    """The command line that trains ``spec`` in a fresh Python process.
+def checkpoint_dir(results_dir: str, spec: RunSpec) -> str:
+    """:return: the folder of ``spec``'s mid-run checkpoint."""
+    return os.path.join(run_dir(results_dir, spec), "checkpoint")
+
+
+def read_resumable(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
+    """:return: the state of ``spec``'s checkpoint if it is one of this very configuration, else None."""
+    state = read_checkpoint(checkpoint_dir(results_dir, spec))
+    if state is None:
+        return None
+    params = load_hyperparams(spec.algo, spec.env_id, overrides=spec.overrides)
+    params["n_timesteps"] = spec.steps
+    config = run_config(spec.env_id, spec.algo, spec.seed, spec.steps, spec.eval_freq, spec.n_eval_episodes, params)
+    return None if config_differences(state["config"], config) else state
+
+
+def train_command(
+    spec: RunSpec, results_dir: str, device: str = "auto", threads: Optional[int] = 1, checkpoint_freq: Optional[int] = None
+) -> List[str]:
+    """The command line that trains ``spec`` in a fresh Python process, going on from its checkpoint if it has one.
 
     :param spec: the run.
     :param results_dir: the compare's results folder.
     :param device: the device of the run.
     :param threads: torch threads of the run (None keeps torch's default).
+    :param checkpoint_freq: env steps between checkpoints; None: :func:`default_checkpoint_freq`, 0: none.
     :return: the argument list for ``subprocess``.
     """
     folder = run_dir(results_dir, spec)
@@ -279,6 +367,9 @@ def train_command(spec: RunSpec, results_dir: str, device: str = "auto", threads
         "--save-path", os.path.join(folder, "model.zip"),
         "--tensorboard-log", os.path.join(folder, "tb"),
         "--done-json", os.path.join(folder, "done.json"),
+        "--checkpoint-dir", checkpoint_dir(results_dir, spec),
+        "--checkpoint-freq", str(default_checkpoint_freq(spec.steps, spec.eval_freq) if checkpoint_freq is None else checkpoint_freq),
+        "--resume",
         "--no-progress",
     ]  # fmt: skip
     if threads is not None:
@@ -305,10 +396,13 @@ def run_compare(
     threads: Optional[int] = 1,
     log: Callable[[str], None] = print,
     report_only: bool = False,
+    checkpoint_freq: Optional[int] = None,
 ) -> List[Dict[str, Any]]:
     """Run every spec in its own subprocess (``jobs`` at a time), skipping the finished ones.
 
-    A run that crashes is reported (with the last line of its log) and the others go on.
+    A run that crashes is reported (with the last line of its log) and the others go on. A run that
+    was interrupted goes on from its last checkpoint; a checkpoint of another configuration (the
+    yml files were edited since) is deleted and the run starts over.
 
     :param specs: the runs, from :func:`plan_runs`.
     :param results_dir: the results folder.
@@ -320,6 +414,7 @@ def run_compare(
         the results of a compare that is still going or was interrupted).
     :return: one status dict per spec, in order: ``{"spec", "status" (done|skipped|failed|missing),
         "summary", "log"}``.
+    :param checkpoint_freq: env steps between checkpoints of a run; None: about 10 per run, 0: none.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -349,14 +444,18 @@ def run_compare(
         stale_marker = os.path.join(folder, "done.json")  # from a run with another configuration
         if os.path.exists(stale_marker):
             os.remove(stale_marker)
+        resumable = read_resumable(results_dir, spec)
+        if resumable is None:
+            remove_checkpoint(checkpoint_dir(results_dir, spec))
         log_path = os.path.join(folder, "log.txt")
         with lock:
             counter["started"] += 1
-            log(f"[{counter['started']}/{len(pending)}] start {spec.env_id} {spec.algo} seed {spec.seed} ({spec.steps} steps), log: {log_path}")
+            start = "start" if resumable is None else f"resume (from step {resumable['step']})"
+            log(f"[{counter['started']}/{len(pending)}] {start} {spec.env_id} {spec.algo} seed {spec.seed} ({spec.steps} steps), log: {log_path}")
         tic = time.perf_counter()
-        with open(log_path, "w") as log_file:
+        with open(log_path, "a" if resumable is not None else "w") as log_file:
             returncode = subprocess.call(
-                train_command(spec, results_dir, device, threads), stdout=log_file, stderr=subprocess.STDOUT
+                train_command(spec, results_dir, device, threads, checkpoint_freq), stdout=log_file, stderr=subprocess.STDOUT
             )
         done = read_done(results_dir, spec) if returncode == 0 else None
         elapsed = time.perf_counter() - tic

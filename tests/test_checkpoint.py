@@ -1,0 +1,186 @@
+"""Mid-run checkpoints: a run killed after a checkpoint goes on from it, with its curve, replay
+buffer, step counters and entropy coefficient, and a compare resumes such a run by itself."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from rl_diffcat.benchmark import checkpoint as checkpoint_module
+from rl_diffcat.benchmark import runner
+from rl_diffcat.benchmark.algos import ALGOS
+from rl_diffcat.benchmark.checkpoint import read_checkpoint, write_checkpoint
+from rl_diffcat.benchmark.runner import checkpoint_dir, default_checkpoint_freq, plan_runs, run_compare, run_dir, train_run
+from rl_diffcat.cli import main
+
+ENV = "CartPole-v1"
+STEPS, EVAL_FREQ, CHECKPOINT_FREQ = 600, 200, 200
+OVERRIDES = {
+    "diffcat-sac": {"learning_starts": 100, "batch_size": 32, "policy_kwargs.net_arch": [32, 32]},
+    "discrete-sac": {"learning_starts": 100, "batch_size": 32, "policy_kwargs.net_arch": [32, 32]},
+    "ppo": {"policy_kwargs.net_arch": [32, 32]},
+}
+
+
+class Killed(Exception):
+    """Stands in for the process being killed right after a checkpoint was written."""
+
+
+def _kill_after_first_checkpoint(monkeypatch):
+    written = []
+
+    def write_then_die(folder, model, state):
+        written.append(write_checkpoint(folder, model, state))
+        raise Killed
+
+    monkeypatch.setattr(checkpoint_module, "write_checkpoint", write_then_die)
+    return written
+
+
+def _train(tmp_path, algo, resume, log=print):
+    return train_run(
+        ENV, algo, seed=3, steps=STEPS, overrides=OVERRIDES[algo], device="cpu", eval_freq=EVAL_FREQ, n_eval_episodes=2,
+        eval_csv=str(tmp_path / "eval.csv"), save_path=str(tmp_path / "model.zip"), tensorboard_log=None,
+        done_json=str(tmp_path / "done.json"), checkpoint_dir=str(tmp_path / "checkpoint"), checkpoint_freq=CHECKPOINT_FREQ,
+        resume=resume, log=log,
+    )  # fmt: skip
+
+
+def _capture_resumed_model(monkeypatch):
+    """Record the model the resumed run loads, with its weights and entropy coefficient before it trains on."""
+    loaded = {}
+
+    def load_and_keep(*args, **kwargs):
+        model = original(*args, **kwargs)
+        loaded["model"] = model
+        loaded["log_ent_coef"] = getattr(model, "log_ent_coef", None)
+        loaded["log_ent_coef"] = None if loaded["log_ent_coef"] is None else loaded["log_ent_coef"].detach().clone()
+        loaded["policy"] = {name: tensor.clone() for name, tensor in model.policy.state_dict().items()}
+        return model
+
+    original = runner.load_model
+    monkeypatch.setattr(runner, "load_model", load_and_keep)
+    return loaded
+
+
+@pytest.mark.parametrize("algo", ["diffcat-sac", "discrete-sac", "ppo"])
+def test_killed_run_resumes_from_its_checkpoint(algo, tmp_path, monkeypatch):
+    written = _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(Killed):
+        _train(tmp_path, algo, resume=False)
+    monkeypatch.undo()
+    (state,) = written
+    step = state["step"]
+    assert CHECKPOINT_FREQ <= step < STEPS and not os.path.exists(tmp_path / "done.json")
+    before = pd.read_csv(tmp_path / "eval.csv")
+    algo_class = ALGOS[algo].load_class()
+    at_checkpoint = algo_class.load(os.path.join(tmp_path, "checkpoint", state["model"]), device="cpu")
+    assert at_checkpoint.num_timesteps == step
+
+    loaded = _capture_resumed_model(monkeypatch)
+    lines = []
+    summary = _train(tmp_path, algo, resume=True, log=lines.append)
+    assert lines == [f"resuming {algo} on {ENV} (seed 3) from its checkpoint at step {step} of {STEPS}"]
+    assert summary["resumed_at"] == [step] and summary["env_steps"] >= STEPS
+    assert json.load(open(tmp_path / "done.json"))["resumed_at"] == [step]
+    assert not os.path.exists(tmp_path / "checkpoint"), "a finished run leaves no checkpoint behind"
+
+    # The curve goes on: the rows up to the checkpoint are kept as they were, the later ones of
+    # the killed run are replaced, and the clock counts both segments.
+    curve = pd.read_csv(tmp_path / "eval.csv")
+    kept = before[before["step"] <= step].reset_index(drop=True)
+    pd.testing.assert_frame_equal(curve.iloc[: len(kept)].reset_index(drop=True), kept)
+    assert curve["step"].is_unique and curve["step"].is_monotonic_increasing and curve["step"].iloc[-1] == summary["env_steps"]
+    assert set(range(0, STEPS + 1, EVAL_FREQ)) <= set(curve["step"])
+    assert (curve["wall_clock"].diff().dropna() > 0).all()
+
+    # The model goes on from the checkpoint, not from scratch.
+    model = loaded["model"]
+    assert model.num_timesteps == summary["env_steps"] and model._n_updates > at_checkpoint._n_updates > 0
+    start = loaded["policy"]
+    assert start.keys() == at_checkpoint.policy.state_dict().keys()
+    assert all(torch.equal(start[name], tensor) for name, tensor in at_checkpoint.policy.state_dict().items())
+    if algo != "ppo":
+        assert torch.equal(loaded["log_ent_coef"], at_checkpoint.log_ent_coef.detach())
+        # The replay buffer holds the transitions of both segments, not only of the second one.
+        assert model.replay_buffer.size() == summary["env_steps"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path, monkeypatch):
+    _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(Killed):
+        _train(tmp_path, "diffcat-sac", resume=False)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"another run \(it differs in hyperparams, steps\)"):
+        train_run(
+            ENV, "diffcat-sac", seed=3, steps=STEPS + 100, overrides=OVERRIDES["diffcat-sac"], device="cpu",
+            eval_freq=EVAL_FREQ, n_eval_episodes=2, checkpoint_dir=str(tmp_path / "checkpoint"), resume=True,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="need a checkpoint_dir"):
+        train_run(ENV, "ppo", steps=10, resume=True)
+
+
+def test_checkpoint_files_are_replaced_only_once_the_new_state_is_written(tmp_path):
+    from rl_diffcat.benchmark.algos import load_hyperparams, make_model
+
+    model = make_model("diffcat-sac", ENV, load_hyperparams("diffcat-sac", ENV, overrides=OVERRIDES["diffcat-sac"]), seed=0, device="cpu")
+    folder = str(tmp_path / "checkpoint")
+    assert read_checkpoint(folder) is None
+    model.learn(50)
+    first = write_checkpoint(folder, model, {"config": {"a": 1}})
+    model.learn(30, reset_num_timesteps=False)
+    second = write_checkpoint(folder, model, {"config": {"a": 1}})
+    assert (first["step"], second["step"]) == (50, 80)
+    assert sorted(os.listdir(folder)) == ["model_80.zip", "replay_buffer_80.pkl", "state.json"]
+    state = read_checkpoint(folder)
+    assert state["step"] == 80 and state["model"] == os.path.join(folder, "model_80.zip")
+    os.remove(state["replay_buffer"])
+    assert read_checkpoint(folder) is None, "a checkpoint with a file missing is not one"
+
+
+def test_default_checkpoint_freq_is_a_multiple_of_the_eval_freq():
+    assert default_checkpoint_freq(300_000, 10_000) == 30_000
+    assert default_checkpoint_freq(50_000, 2_500) == 5_000
+    assert default_checkpoint_freq(300, 150) == 150
+
+
+def test_compare_resumes_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch, capsys):
+    results = str(tmp_path / "results")
+    overrides = OVERRIDES["diffcat-sac"]
+    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2, overrides=overrides)
+    folder = run_dir(results, spec)
+    _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(Killed):  # the run as compare starts it, killed after its first checkpoint
+        train_run(
+            ENV, "diffcat-sac", seed=0, steps=STEPS, overrides=overrides, device="cpu", eval_freq=EVAL_FREQ, n_eval_episodes=2,
+            eval_csv=os.path.join(folder, "eval.csv"), checkpoint_dir=checkpoint_dir(results, spec), checkpoint_freq=CHECKPOINT_FREQ,
+        )  # fmt: skip
+    monkeypatch.undo()
+    step = read_checkpoint(checkpoint_dir(results, spec))["step"]
+    (status,) = run_compare([spec], results, device="cpu", log=print, checkpoint_freq=CHECKPOINT_FREQ)
+    out = capsys.readouterr().out
+    assert f"resume (from step {step}) {ENV} diffcat-sac seed 0" in out
+    assert status["status"] == "done" and status["summary"]["resumed_at"] == [step]
+    assert f"from its checkpoint at step {step}" in open(os.path.join(folder, "log.txt")).read()
+    assert not os.path.exists(checkpoint_dir(results, spec))
+
+
+def test_train_cli_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
+    save = str(tmp_path / "model.zip")
+    argv = ["train", ENV, "--algo", "ppo", "--steps", "600", "--eval-freq", "200", "--eval-episodes", "2", "--device", "cpu"]
+    argv += ["--save-path", save, "--tensorboard-log", str(tmp_path / "tb"), "--no-progress", "--threads", "1"]
+    argv += ["--checkpoint-freq", "200", "--hyperparams", "policy_kwargs.net_arch=[32, 32]"]
+    written = _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(Killed):
+        main(argv)
+    monkeypatch.undo()
+    (state,) = written
+    assert os.path.exists(os.path.join(tmp_path, "model_checkpoint", "state.json")), "default folder: next to the model"
+    assert main(argv + ["--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"from its checkpoint at step {state['step']} of 600" in out and f"resumed at steps [{state['step']}]" in out
+    assert not os.path.exists(os.path.join(tmp_path, "model_checkpoint")), "the checkpoint is gone once the run finished"
+    assert main(argv + ["--resume"]) == 0, "--resume without a checkpoint starts from scratch"
+    assert "resumed" not in capsys.readouterr().out
