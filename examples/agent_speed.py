@@ -4,13 +4,16 @@
     python examples/agent_speed.py --compile          # also DiffCatSAC with compile_update=True
     python examples/agent_speed.py --device cuda --compile --minatar
     python examples/agent_speed.py --device cuda --cuda-graph --minatar   # whole step as one CUDA graph
+    python examples/agent_speed.py --halfcheetah --only "DiffCatSAC[HalfCheetah, neighbours]" "DiffCatSAC[HalfCheetah, autograd]"
 
 DiffCatSAC is timed with both ``q_gradient`` modes (and with ``--compile`` its ``torch.compile``d
 update; with ``--cuda-graph`` its ``cuda_graph=True`` step, with ``--compile`` also compiled). All agents get the same network sizes (``--net-arch``), batch size and replay ratio (one
 gradient step per env step). DiffCatSAC runs on ``rl_diffcat/Pendulum-Discrete-v0`` (11 bins),
 SB3's SAC on ``Pendulum-v1``. ``--minatar`` adds DiffCatSAC and DiscreteSAC with the MinAtar CNN on
 ``rl_diffcat/MinAtar-Breakout-v0`` (SB3's SAC cannot act there: its actions are discrete), whose
-ratios are to DiscreteSAC. The agents are timed in alternation, ``--repeats`` times each, and the
+ratios are to DiscreteSAC. ``--halfcheetah`` adds DiffCatSAC on ``rl_diffcat/HalfCheetah-Discrete-v0``
+(6 joints x 11 bins, so ``neighbours`` evaluates the critics at 66 actions per state) against SB3's
+SAC on ``HalfCheetah-v5`` (needs MuJoCo). The agents are timed in alternation, ``--repeats`` times each, and the
 best time of each is kept, which damps the noise of a shared machine. Compilation happens before
 the timing. Prints a Markdown table and writes it as CSV (``--out``).
 """
@@ -33,6 +36,7 @@ from _tables import write_rows  # examples/_tables.py
 
 DISCRETE_ENV = "rl_diffcat/Pendulum-Discrete-v0"
 MINATAR_ENV = "rl_diffcat/MinAtar-Breakout-v0"
+HALFCHEETAH_ENV = "rl_diffcat/HalfCheetah-Discrete-v0"
 
 
 def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
@@ -79,6 +83,12 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
                     cls=cls, env=MINATAR_ENV, kwargs=dict(cnn, cuda_graph=True), ref="DiscreteSAC[MinAtar CNN]"
                 )
         table["DiscreteSAC[MinAtar CNN]"] = dict(cls=DiscreteSAC, env=MINATAR_ENV, kwargs=cnn, ref="DiscreteSAC[MinAtar CNN]")
+    if args.halfcheetah:
+        for mode in ("neighbours", "autograd"):
+            table[f"DiffCatSAC[HalfCheetah, {mode}]"] = dict(
+                cls=DiffCatSAC, env=HALFCHEETAH_ENV, kwargs=dict(q_gradient=mode), ref="SAC[HalfCheetah]"
+            )
+        table["SAC[HalfCheetah]"] = dict(cls=SAC, env="HalfCheetah-v5", kwargs={}, ref="SAC[HalfCheetah]")
     return table
 
 
@@ -132,6 +142,7 @@ def main(argv: List[str] | None = None) -> None:
     )
     parser.add_argument("--cuda-graph", action="store_true", help="also time the agents with cuda_graph=True (CUDA)")
     parser.add_argument("--minatar", action="store_true", help="also time the MinAtar CNN agents")
+    parser.add_argument("--halfcheetah", action="store_true", help="also time DiffCatSAC and SAC on (discretized) HalfCheetah")
     parser.add_argument("--only", nargs="+", default=None, help="time only these agents (and their references)")
     parser.add_argument(
         "--budget", type=float, default=None,

@@ -153,7 +153,7 @@ def test_agent_speed_cuda_graph_rows():
     """--cuda-graph adds the cuda_graph=True agents (with --compile also compiled losses inside the
     graph, in torch.compile's default mode), each timed against its eager reference."""
     speed = load_script("agent_speed")
-    args = speed.argparse.Namespace(compile=True, compile_mode=None, cuda_graph=True, minatar=True, net_arch=[16])
+    args = speed.argparse.Namespace(compile=True, compile_mode=None, cuda_graph=True, minatar=True, halfcheetah=False, net_arch=[16])
     table = speed.agent_table(args)
     row = table["DiffCatSAC[autograd, cuda-graph]"]
     assert row["kwargs"] == dict(q_gradient="autograd", cuda_graph=True) and row["ref"] == "SAC"
@@ -164,6 +164,18 @@ def test_agent_speed_cuda_graph_rows():
         assert minatar["kwargs"]["cuda_graph"] and minatar["ref"] == "DiscreteSAC[MinAtar CNN]"
     args.cuda_graph = False
     assert not any("cuda-graph" in name for name in speed.agent_table(args))
+
+
+def test_agent_speed_halfcheetah_rows():
+    """--halfcheetah times DiffCatSAC with both q_gradients on the discretized task against SB3's SAC."""
+    speed = load_script("agent_speed")
+    args = speed.argparse.Namespace(compile=False, compile_mode=None, cuda_graph=False, minatar=False, halfcheetah=True, net_arch=[16])
+    table = speed.agent_table(args)
+    for mode in ("neighbours", "autograd"):
+        row = table[f"DiffCatSAC[HalfCheetah, {mode}]"]
+        assert row["env"] == "rl_diffcat/HalfCheetah-Discrete-v0" and row["kwargs"] == dict(q_gradient=mode)
+        assert row["ref"] == "SAC[HalfCheetah]"
+    assert table["SAC[HalfCheetah]"]["env"] == "HalfCheetah-v5"
 
 
 def test_agent_speed_only_rejects_unknown_names():
