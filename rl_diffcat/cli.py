@@ -172,6 +172,8 @@ def _compare(args: argparse.Namespace) -> int:
     config.update({key: value for key, value in given.items() if value is not None})
     if config["seeds"] < 1:
         raise ValueError(f"--seeds must be >= 1, got {config['seeds']}")
+    if args.checkpoint_freq is not None and args.checkpoint_freq < 0:
+        raise ValueError(f"--checkpoint-freq must be >= 0, got {args.checkpoint_freq}")
     specs = plan_runs(
         config["envs"],
         config["algos"],

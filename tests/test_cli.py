@@ -164,6 +164,8 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
         (["compare", "--envs", "rl_diffcat/PolyProg-D4-v0", "--algos", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--envs", "Pendulum-v1", "--algos", "ppo", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--algos", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
+        (["compare", "--algos", "ppo", "--checkpoint-freq", "-5"], "--checkpoint-freq must be >= 0"),
+        (["train", ENV, "--algo", "ppo", "--steps", "10", "--checkpoint-freq", "-5"], "checkpoint_freq must be >= 0"),
         (["train", ENV, "--algo", "ppo", "--hyperparams", "oops"], "KEY=VALUE"),
         pytest.param(
             ["train", ENV, "--algo", "ppo", "--device", "cuda"],
