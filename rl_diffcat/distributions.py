@@ -8,7 +8,7 @@ the product of independent factors with different sizes, the law of a ``MultiDis
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -160,6 +160,10 @@ class MultiDiffusionCategorical(Distribution):
     Values are the factors' one-hots concatenated along the last dim, shape ``(..., sum(K_i))``;
     ``log_prob`` and ``entropy`` sum over factors.
 
+    Consecutive factors of the same size form one block, a single :class:`DiffusionCategorical`
+    over logits of shape ``(..., n, K)``. That block is sampled in one sampler call rather than
+    ``n``. ``MultiBinary(n)`` is one block of ``K = 2``, and six joints with 11 bins each are one block.
+
     :param logits: concatenated factor logits ``(..., sum(action_dims))``, or a list of per-factor
         logits ``(..., K_i)`` (then ``action_dims`` may be omitted).
     :param action_dims: the factor sizes ``K_i``.
@@ -191,49 +195,72 @@ class MultiDiffusionCategorical(Distribution):
                 f"logits have {logits.shape[-1]} entries in the last dim but action_dims "
                 f"{self.action_dims} sum to {sum(self.action_dims)}"
             )
-        masks = [None] * len(self.action_dims) if mask is None else torch.split(
-            mask.expand(logits.shape), self.action_dims, dim=-1
-        )
-        self.factors = [
-            DiffusionCategorical(logits=part, mask=m, **kwargs)
-            for part, m in zip(torch.split(logits, self.action_dims, dim=-1), masks)
+        # (K, n) per block of n consecutive factors of size K
+        self.blocks_dims: List[Tuple[int, int]] = []
+        for k in self.action_dims:
+            if self.blocks_dims and self.blocks_dims[-1][0] == k:
+                self.blocks_dims[-1] = (k, self.blocks_dims[-1][1] + 1)
+            else:
+                self.blocks_dims.append((k, 1))
+        widths = [k * n for k, n in self.blocks_dims]
+        masks = [None] * len(widths) if mask is None else torch.split(mask.expand(logits.shape), widths, dim=-1)
+        self.blocks = [
+            DiffusionCategorical(logits=self._unjoin(part, n, k), mask=None if m is None else self._unjoin(m, n, k), **kwargs)
+            for part, m, (k, n) in zip(torch.split(logits, widths, dim=-1), masks, self.blocks_dims)
         ]
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
+
+    @staticmethod
+    def _unjoin(tensor: Tensor, n: int, k: int) -> Tensor:
+        """``(..., n K)`` -> ``(..., n, K)`` for a block of several factors; one factor stays ``(..., K)``."""
+        return tensor.unflatten(-1, (n, k)) if n > 1 else tensor
+
+    def _join(self, per_block: Sequence[Tensor]) -> Tensor:
+        """Block outputs shaped like their logits -> the concatenated ``(..., sum(K_i))``."""
+        return torch.cat([t.flatten(-2) if n > 1 else t for t, (_, n) in zip(per_block, self.blocks_dims)], dim=-1)
+
+    def _sum_factors(self, per_block: Sequence[Tensor]) -> Tensor:
+        """Per-factor values (``(..., n)`` per block, ``(...)`` for one factor) -> their sum over factors."""
+        return sum(t.sum(-1) if n > 1 else t for t, (_, n) in zip(per_block, self.blocks_dims))
+
+    def _stack_factors(self, per_block: Sequence[Tensor]) -> Tensor:
+        """Per-factor indices -> ``(..., n_factors)``."""
+        return torch.cat([t if n > 1 else t.unsqueeze(-1) for t, (_, n) in zip(per_block, self.blocks_dims)], dim=-1)
 
     @property
     def logits(self) -> Tensor:
         """Normalized per-factor log-probabilities, concatenated."""
-        return torch.cat([f.logits for f in self.factors], dim=-1)
+        return self._join([b.logits for b in self.blocks])
 
     @property
     def probs(self) -> Tensor:
-        return torch.cat([f.probs for f in self.factors], dim=-1)
+        return self._join([b.probs for b in self.blocks])
 
     @property
     def mode(self) -> Tensor:
-        return torch.cat([f.mode for f in self.factors], dim=-1)
+        return self._join([b.mode for b in self.blocks])
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        return torch.cat([f.rsample(sample_shape) for f in self.factors], dim=-1)
+        return self._join([b.rsample(sample_shape) for b in self.blocks])
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        return torch.cat([f.sample(sample_shape) for f in self.factors], dim=-1)
+        return self._join([b.sample(sample_shape) for b in self.blocks])
 
     def log_prob(self, value: Tensor) -> Tensor:
-        parts = torch.split(value, self.action_dims, dim=-1)
-        return sum(f.log_prob(v) for f, v in zip(self.factors, parts))
+        parts = torch.split(value, [k * n for k, n in self.blocks_dims], dim=-1)
+        return self._sum_factors([b.log_prob(self._unjoin(v, n, k)) for b, v, (k, n) in zip(self.blocks, parts, self.blocks_dims)])
 
     def entropy(self) -> Tensor:
-        return sum(f.entropy() for f in self.factors)
+        return self._sum_factors([b.entropy() for b in self.blocks])
 
     def sample_indices(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
         """``to_indices(sample())`` from the same random draws, without the one-hots."""
-        return torch.stack([f.sample_index(sample_shape) for f in self.factors], -1)
+        return self._stack_factors([b.sample_index(sample_shape) for b in self.blocks])
 
     @property
     def mode_indices(self) -> Tensor:
         """``to_indices(mode)``: the most likely action of every factor."""
-        return torch.stack([f.logits.argmax(-1) for f in self.factors], -1)
+        return self._stack_factors([b.logits.argmax(-1) for b in self.blocks])
 
     def to_indices(self, one_hot: Tensor) -> Tensor:
         """Concatenated one-hots ``(..., sum K_i)`` -> action indices ``(..., n_factors)``."""
@@ -241,7 +268,7 @@ class MultiDiffusionCategorical(Distribution):
 
     def from_indices(self, indices: Tensor) -> Tensor:
         """Action indices ``(..., n_factors)`` -> concatenated one-hots ``(..., sum K_i)``."""
-        return indices_to_one_hot(indices, self.action_dims, dtype=self.factors[0].logits.dtype)
+        return indices_to_one_hot(indices, self.action_dims, dtype=self.blocks[0].logits.dtype)
 
 
 def indices_to_one_hot(indices: Tensor, action_dims: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:

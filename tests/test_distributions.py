@@ -107,6 +107,59 @@ def test_multi_factor_sums_log_prob_and_entropy(batch_shape):
     assert torch.equal(dist.to_indices(dist.mode), torch.stack([r.mode.argmax(-1) for r in refs], -1))
 
 
+# Runs of equal sizes: blocks (3, 3), (2,), (4, 4, 4) are each sampled in one call.
+BLOCK_DIMS = [3, 3, 2, 4, 4, 4]
+
+
+@pytest.mark.parametrize("batch_shape", BATCH_SHAPES)
+@pytest.mark.parametrize("sampler", ["redge", "gumbel_softmax", "reindge"])
+def test_blocks_of_equal_factors_keep_every_factor_apart(batch_shape, sampler):
+    """Factors sampled together in one block have the densities, masks and shapes of separate
+    factors, and one factor's sample carries no gradient into another factor's logits."""
+    logits = torch.randn(*batch_shape, sum(BLOCK_DIMS), requires_grad=True)
+    mask = torch.ones(sum(BLOCK_DIMS), dtype=torch.bool)
+    mask[[1, 9, 14]] = False  # one action masked in the first (3, 3) block and two in the (4, 4, 4) block
+    dist = MultiDiffusionCategorical(logits, BLOCK_DIMS, mask=mask, sampler=sampler)
+    assert dist.blocks_dims == [(3, 2), (2, 1), (4, 3)]
+    refs = [
+        OneHotCategorical(logits=part.masked_fill(~m, float("-inf")))
+        for part, m in zip(torch.split(logits, BLOCK_DIMS, -1), torch.split(mask, BLOCK_DIMS))
+    ]
+    assert torch.allclose(dist.probs, torch.cat([r.probs for r in refs], -1))
+    assert torch.allclose(dist.entropy(), sum(r.entropy() for r in refs))
+    assert torch.equal(dist.mode_indices, torch.stack([r.mode.argmax(-1) for r in refs], -1))
+    x = dist.rsample((5,))
+    assert x.shape == (5, *batch_shape, sum(BLOCK_DIMS)) and (x.detach()[..., ~mask] == 0).all()
+    parts = torch.split(x, BLOCK_DIMS, -1)
+    assert all(torch.equal(p.detach().sum(-1), torch.ones(5, *batch_shape)) for p in parts), "one 1 per factor"
+    assert torch.allclose(dist.log_prob(x), sum(r.log_prob(p) for r, p in zip(refs, parts)))
+    indices = dist.sample_indices((5,))
+    assert indices.shape == (5, *batch_shape, len(BLOCK_DIMS))
+    assert torch.equal(dist.from_indices(indices)[..., ~mask], torch.zeros(5, *batch_shape, 3))
+    # the gradient of factor 4 (the middle factor of the last block) reaches only its own logits
+    (grad,) = torch.autograd.grad((parts[4] * torch.randn_like(parts[4])).sum(), logits)
+    start = sum(BLOCK_DIMS[:4])
+    outside = torch.ones(sum(BLOCK_DIMS), dtype=torch.bool)
+    outside[start : start + 4] = False
+    assert (grad[..., outside] == 0).all() and grad[..., ~outside].abs().sum() > 0
+
+
+def test_factors_in_one_block_are_independent_with_the_right_marginals():
+    """Two factors of one block: the hard ReDGE samples' joint law is the product of the marginals
+    (n_steps=5, t_1=0.5, where the law of the hard sample is close to pi)."""
+    torch.manual_seed(0)
+    logits = torch.tensor([[1.0, 0.0, -1.0, 0.5, 0.5, -0.5]])
+    dist = MultiDiffusionCategorical(logits.expand(40_000, 6), [3, 3])
+    indices = dist.to_indices(dist.rsample().detach())
+    probs = torch.softmax(logits.view(2, 3), -1)
+    joint = torch.zeros(3, 3)
+    joint.index_put_((indices[:, 0], indices[:, 1]), torch.ones(len(indices)), accumulate=True)
+    joint /= len(indices)
+    # standard error of a cell is at most sqrt(0.25 / 40k) = 0.0025: 0.012 is about 5 of them
+    assert (joint - probs[0, :, None] * probs[1, None, :]).abs().max() < 0.012
+    assert (joint.sum(1) - probs[0]).abs().max() < 0.012 and (joint.sum(0) - probs[1]).abs().max() < 0.012
+
+
 def test_multi_factor_accepts_logits_list_and_checks_sizes():
     parts = [torch.randn(4, k) for k in ACTION_DIMS]
     dist = MultiDiffusionCategorical(parts)

@@ -204,14 +204,15 @@ class MultiDiffusionCategoricalDistribution(DiffCatDistributionMixin, MultiCateg
         return MultiDiffusionCategorical(action_logits, self.action_dims, mask=mask, **self.sampler_kwargs)
 
     def actions_to_one_hot(self, actions: th.Tensor) -> th.Tensor:
-        return indices_to_one_hot(actions, self.action_dims, dtype=self.distribution.factors[0].logits.dtype)
+        return indices_to_one_hot(actions, self.action_dims, dtype=self.distribution.blocks[0].logits.dtype)
 
     def one_hot_to_actions(self, one_hot: th.Tensor) -> th.Tensor:
         return self.distribution.to_indices(one_hot)
 
     def sample(self) -> th.Tensor:
         """Exact categorical draw per factor, integer actions ``(batch, n_factors)``."""
-        return th.stack([draw_categorical(f.probs) for f in self.distribution.factors], dim=-1)
+        # factor by factor, in the order of SB3's MultiCategoricalDistribution.sample (same seed, same actions)
+        return th.stack([draw_categorical(p) for p in th.split(self.distribution.probs, self.action_dims, dim=-1)], dim=-1)
 
 
 DiffCatDistribution = Union[DiffusionCategoricalDistribution, MultiDiffusionCategoricalDistribution]
