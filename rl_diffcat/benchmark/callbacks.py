@@ -49,7 +49,7 @@ class EvalCurveCallback(BaseCallback):
         self.rows: List[Dict[str, Any]] = []
         self.eval_time = 0.0
         self._next_eval = 0
-        self._start = 0.0
+        self._start: Optional[float] = None
         self._last_eval_step = -1
         self._restored: Optional[Dict[str, Any]] = None
 
@@ -99,8 +99,8 @@ class EvalCurveCallback(BaseCallback):
 
     @property
     def wall_clock(self) -> float:
-        """Seconds since training started (over every segment of a resumed run)."""
-        return time.perf_counter() - self._start
+        """Seconds since training started (over every segment of a resumed run); 0 before it starts."""
+        return 0.0 if self._start is None else time.perf_counter() - self._start
 
     @property
     def training_time(self) -> float:
