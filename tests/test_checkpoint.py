@@ -12,6 +12,7 @@ from rl_diffcat.benchmark import checkpoint as checkpoint_module
 from rl_diffcat.benchmark import runner
 from rl_diffcat.benchmark.algos import ALGOS
 from rl_diffcat.benchmark.checkpoint import read_checkpoint, write_checkpoint
+from rl_diffcat.benchmark.report import write_results
 from rl_diffcat.benchmark.runner import checkpoint_dir, default_checkpoint_freq, plan_runs, run_compare, run_dir, train_run
 from rl_diffcat.cli import main
 
@@ -165,6 +166,9 @@ def test_compare_resumes_an_interrupted_run_from_its_checkpoint(tmp_path, monkey
     assert status["status"] == "done" and status["summary"]["resumed_at"] == [step]
     assert f"from its checkpoint at step {step}" in open(os.path.join(folder, "log.txt")).read()
     assert not os.path.exists(checkpoint_dir(results, spec))
+    write_results([status], results)
+    assert f"| diffcat-sac | 0 | done (resumed at {step}) |" in open(os.path.join(results, "summary.md")).read()
+    assert pd.read_csv(os.path.join(results, "runs.csv"))["resumed_at"].tolist() == [step]
 
 
 def test_train_cli_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):

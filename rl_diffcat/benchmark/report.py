@@ -14,7 +14,8 @@ from rl_diffcat.benchmark.stats import bootstrap_ci
 
 FINISHED = ("done", "skipped")
 RUN_COLUMNS = (
-    "env", "algo", "seed", "status", "steps", "final_mean_return", "mean_eval_return", "wall_clock_s", "env_steps_per_s", "log",
+    "env", "algo", "seed", "status", "steps", "final_mean_return", "mean_eval_return", "wall_clock_s", "env_steps_per_s",
+    "resumed_at", "log",
 )
 
 
@@ -38,7 +39,8 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
 def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per run with its status (done, failed or missing), final return, mean return over all
     its evaluations (the normalized area under its learning curve: it tells a run that learned fast
-    and stayed there from one that got there at the end, or dipped), wall-clock and env-steps/second.
+    and stayed there from one that got there at the end, or dipped), wall-clock, env-steps/second,
+    and the steps at which it went on from a checkpoint (empty for a run trained in one go).
 
     :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
     :param curves: the output of :func:`collect_curves` (None: no mean over evaluations).
@@ -60,6 +62,7 @@ def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame
                 "mean_eval_return": mean_eval.get((spec.env_id, spec.algo, spec.seed), float("nan")),
                 "wall_clock_s": summary.get("wall_clock_s", float("nan")),
                 "env_steps_per_s": summary.get("env_steps_per_s", float("nan")),
+                "resumed_at": " ".join(str(step) for step in summary.get("resumed_at", [])),
                 "log": status["log"],
             }
         )
@@ -86,7 +89,8 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
         f" ({n_resamples} resamples, `rl_diffcat.benchmark.stats`). Wall-clock = duration of `learn()` including"
         " evaluations; env-steps/s excludes evaluation time. Mean of evaluations = a run's mean return over all its"
         " evaluations (area under its learning curve / steps), averaged over seeds."
-        " Failed or missing runs are listed but not aggregated.",
+        " Failed or missing runs are listed but not aggregated. A run marked resumed was interrupted and went on"
+        " from a checkpoint at the steps shown (reseeded there; its wall-clock is the sum of its segments).",
     ]
     for env_id, env_runs in runs.groupby("env", sort=False):
         finished = env_runs[env_runs["status"].isin(FINISHED)]
@@ -108,8 +112,9 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
             )
         lines += ["", "| algo | seed | status | final return | mean of evaluations | wall-clock s | env-steps/s |", "|---|---|---|---|---|---|---|"]
         for row in env_runs.itertuples():
+            status = f"{row.status} (resumed at {row.resumed_at})" if row.resumed_at else row.status
             lines.append(
-                f"| {row.algo} | {row.seed} | {row.status} | {_fmt(row.final_mean_return)} | {_fmt(row.mean_eval_return)} | "
+                f"| {row.algo} | {row.seed} | {status} | {_fmt(row.final_mean_return)} | {_fmt(row.mean_eval_return)} | "
                 f"{_fmt(row.wall_clock_s)} | {_fmt(row.env_steps_per_s, 0)} |"
             )
     return "\n".join(lines) + "\n"
