@@ -302,6 +302,13 @@ def _algo_class(spec: AlgoSpec) -> type:
         raise ValueError(f"{spec.name} is not available in this install ({error})") from error
 
 
+def make_training_env(env_id: str, params: Dict[str, Any], seed: int):
+    """The ``DummyVecEnv`` of ``params["n_envs"]`` (default 1) training envs, seeded ``seed, seed + 1, ...``."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    return make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed)
+
+
 def make_model(
     algo: str,
     env_id: str,
@@ -322,18 +329,15 @@ def make_model(
     :param verbose: SB3 verbosity.
     :return: the SB3 model, with its training env attached.
     """
-    from stable_baselines3.common.env_util import make_vec_env
-
     spec, _ = parse_algo(algo)
     check_action_space(spec, env_id, action_space_of(env_id))
     kwargs = _resolve(params)
-    kwargs.pop("n_timesteps", None)
-    policy = kwargs.pop("policy", "MlpPolicy")
-    n_envs = int(kwargs.pop("n_envs", 1))
-    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    for key in RUN_KEYS:
+        kwargs.pop(key, None)
+    env = make_training_env(env_id, params, seed)
     algo_class = _algo_class(spec)
     return algo_class(
-        _resolve_policy(algo_class, policy),
+        _resolve_policy(algo_class, params.get("policy", "MlpPolicy")),
         env,
         seed=seed,
         device=device,
@@ -365,10 +369,8 @@ def load_model(
     :param verbose: SB3 verbosity.
     :return: the SB3 model, with its training env attached.
     """
-    from stable_baselines3.common.env_util import make_vec_env
-
     spec, _ = parse_algo(algo)
-    env = make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed)
+    env = make_training_env(env_id, params, seed)
     model = _algo_class(spec).load(path, env=env, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
     model.set_random_seed(seed)
     return model

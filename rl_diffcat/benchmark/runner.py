@@ -303,6 +303,13 @@ def plan_runs(
     return specs
 
 
+def _resolved_params(spec: RunSpec) -> Dict[str, Any]:
+    """The hyperparameters ``spec``'s run trains with, as its ``done.json`` and checkpoint record them."""
+    params = load_hyperparams(spec.algo, spec.env_id, overrides=spec.overrides)
+    params["n_timesteps"] = spec.steps
+    return params
+
+
 def run_dir(results_dir: str, spec: RunSpec) -> str:
     """:return: the folder of ``spec``'s files."""
     return os.path.join(results_dir, "runs", spec.name)
@@ -321,9 +328,7 @@ def read_done(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
         done = json.load(file)
     config = spec.config()
     stored = {key: done.get(key, {} if key == "overrides" else None) for key in config}
-    params = load_hyperparams(spec.algo, spec.env_id, overrides=spec.overrides)
-    params["n_timesteps"] = spec.steps
-    return done if stored == config and done.get("hyperparams") == _jsonable(params) else None
+    return done if stored == config and done.get("hyperparams") == _jsonable(_resolved_params(spec)) else None
 
 
 def checkpoint_dir(results_dir: str, spec: RunSpec) -> str:
@@ -336,9 +341,7 @@ def read_resumable(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
     state = read_checkpoint(checkpoint_dir(results_dir, spec))
     if state is None:
         return None
-    params = load_hyperparams(spec.algo, spec.env_id, overrides=spec.overrides)
-    params["n_timesteps"] = spec.steps
-    config = run_config(spec.env_id, spec.algo, spec.seed, spec.steps, spec.eval_freq, spec.n_eval_episodes, params)
+    config = run_config(spec.env_id, spec.algo, spec.seed, spec.steps, spec.eval_freq, spec.n_eval_episodes, _resolved_params(spec))
     return None if config_differences(state["config"], config) else state
 
 
