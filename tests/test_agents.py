@@ -133,8 +133,9 @@ def test_actor_gradient_flows_through_the_sampled_action(sampler, q_gradient):
     assert grad_norm > 0
 
 
-def test_neighbour_values_switch_one_factor_at_a_time():
-    space = spaces.MultiDiscrete([2, 3, 4])
+@pytest.mark.parametrize("nvec", [[2, 3, 4], [3, 3, 3], [5]])  # unequal and equal factors take two code paths
+def test_neighbour_values_switch_one_factor_at_a_time(nvec):
+    space = spaces.MultiDiscrete(nvec)
     model = DiffCatSAC("MlpPolicy", FactoredEnv(space), seed=0, **SMALL)
     obs = th.rand(5, 4)
     actions = th.stack([th.randint(0, k, (5,)) for k in space.nvec], dim=1)

@@ -148,10 +148,12 @@ class TwinCritic(TraceableFeatures, BaseModel):
         self.share_features_extractor = share_features_extractor
         self.n_critics = n_critics
         in_dim, out_dim = self.q_net_dims(features_dim)
-        # Masks for neighbour_values, built once instead of every gradient step (not saved).
-        eye = th.eye(sum(self.action_dims))
-        self.register_buffer("eye_actions", eye, persistent=False)
-        self.register_buffer("other_factors", 1 - th.block_diag(*(th.ones(k, k) for k in self.action_dims)), persistent=False)
+        # Index tables for neighbour_values, built once instead of every gradient step (not saved):
+        # the factor of each one-hot column and the first column of each factor.
+        dims = th.tensor(self.action_dims)
+        self.register_buffer("column_factor", th.repeat_interleave(th.arange(len(dims)), dims), persistent=False)
+        self.register_buffer("factor_start", th.cumsum(dims, 0) - dims, persistent=False)
+        self.equal_factors = len(set(self.action_dims)) == 1
         self.q_networks: List[nn.Module] = []
         for idx in range(n_critics):
             q_net = nn.Sequential(*create_mlp(in_dim, out_dim, net_arch, activation_fn))
@@ -189,11 +191,27 @@ class OneHotCritic(TwinCritic):
         ``k = a_i``). These ``sum(K_i)`` values are the gradient of the critic's multilinear
         extension at the vertex ``a``. :return: one ``(batch, sum(K_i))`` tensor per critic."""
         features = self.features(obs)
-        width = one_hot_actions.shape[1]
-        # row j keeps the other factors of a and puts a 1 at column j inside its own factor
-        neighbours = one_hot_actions.unsqueeze(1) * self.other_factors.to(one_hot_actions) + self.eye_actions.to(one_hot_actions)
-        q_input = th.cat([features.unsqueeze(1).expand(-1, width, -1), neighbours.to(features.dtype)], dim=2)
-        return tuple(q_net(q_input).squeeze(-1) for q_net in self.q_networks)
+        one_hot = one_hot_actions.to(features.dtype)
+        # Only the first layer sees the action, so a neighbour's first pre-activation is a's plus the
+        # difference of two weight columns: one matmul per state instead of one per neighbour.
+        current = th.stack(
+            [block.argmax(-1) for block in th.split(one_hot, self.action_dims, dim=-1)], dim=-1
+        ) + self.factor_start  # (batch, n_factors): column of a's category in each factor
+        n_features = features.shape[1]
+        values = []
+        for q_net in self.q_networks:
+            first, rest = q_net[0], q_net[1:]
+            # (sum K, hidden): row j = the weights of column j (contiguous: rows are gathered below)
+            action_weight = first.weight[:, n_features:].T.contiguous()
+            at_a = first(th.cat([features, one_hot], dim=1)).unsqueeze(1)
+            without_factor = at_a - action_weight[current]  # (batch, n_factors, hidden): a minus factor i's column
+            if self.equal_factors:
+                n_factors = len(self.action_dims)
+                pre_activation = (without_factor.unsqueeze(2) + action_weight.view(n_factors, -1, action_weight.shape[1])).flatten(1, 2)
+            else:
+                pre_activation = without_factor[:, self.column_factor] + action_weight
+            values.append(rest(pre_activation).squeeze(-1))
+        return tuple(values)
 
     def all_actions(self, obs: PyTorchObs) -> Tuple[th.Tensor, ...]:
         """Q-values of every action of a single-factor space: one ``(batch, K)`` tensor per critic."""
