@@ -3,6 +3,8 @@ buffer, step counters and entropy coefficient, and a compare resumes such a run 
 
 import json
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -188,3 +190,15 @@ def test_train_cli_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
     assert not os.path.exists(os.path.join(tmp_path, "model_checkpoint")), "the checkpoint is gone once the run finished"
     assert main(argv + ["--resume"]) == 0, "--resume without a checkpoint starts from scratch"
     assert "resumed" not in capsys.readouterr().out
+
+
+def test_a_resumed_run_on_our_own_env_registers_it_first():
+    """Resume loads the model without the checks that import rl_diffcat.envs, in a fresh process:
+    building the training env must register the ``rl_diffcat/`` ids itself."""
+    code = (
+        "from rl_diffcat.benchmark.algos import make_training_env\n"
+        "print(make_training_env('rl_diffcat/PolyProg-D4-v0', {'n_envs': 2}, seed=0).num_envs)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "2"

@@ -306,6 +306,7 @@ def make_training_env(env_id: str, params: Dict[str, Any], seed: int):
     """The ``DummyVecEnv`` of ``params["n_envs"]`` (default 1) training envs, seeded ``seed, seed + 1, ...``."""
     from stable_baselines3.common.env_util import make_vec_env
 
+    importlib.import_module("rl_diffcat.envs")  # registers the rl_diffcat/ ids (resume reaches here first)
     return make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed)
 
 
