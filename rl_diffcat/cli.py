@@ -95,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="env steps between mid-run checkpoints, from which an interrupted run resumes (default: about 10 per run; 0: none)",
     )
     compare.add_argument(
-        "--report-only", action="store_true", help="train nothing: write the table and plots of the runs finished so far"
+        "--report-only", action="store_true", help="train nothing: write the table and plots of the runs finished (or checkpointed) so far"
+    )
+    compare.add_argument(
+        "--overlay",
+        action="store_true",
+        default=None,
+        help="also plot every (env, algo) in one figure, for envs on one return scale (default: the preset's choice)",
     )
     return parser
 
@@ -168,6 +174,7 @@ def _compare(args: argparse.Namespace) -> int:
         "eval_freq": args.eval_freq,
         "eval_episodes": args.eval_episodes,
         "results": args.results,
+        "overlay": args.overlay,
     }
     config.update({key: value for key, value in given.items() if value is not None})
     if config["seeds"] < 1:
@@ -200,12 +207,14 @@ def _compare(args: argparse.Namespace) -> int:
         report_only=args.report_only,
         checkpoint_freq=args.checkpoint_freq,
     )
-    written = write_results(statuses, config["results"])
+    written = write_results(statuses, config["results"], overlay=config["overlay"])
     failed = [status for status in statuses if status["status"] == "failed"]
     missing = sum(status["status"] == "missing" for status in statuses)
+    in_progress = sum(status["status"] == "in progress" for status in statuses)
     print(
-        f"compare finished in {time.perf_counter() - tic:.0f} s: {len(statuses) - len(failed) - missing} runs ok, "
-        f"{len(failed)} failed" + (f", {missing} not run yet" if missing else "")
+        f"compare finished in {time.perf_counter() - tic:.0f} s: {len(statuses) - len(failed) - missing - in_progress} runs ok, "
+        f"{len(failed)} failed" + (f", {in_progress} in progress" if in_progress else "")
+        + (f", {missing} not run yet" if missing else "")
     )
     for kind in ("markdown", "csv", "png"):
         for path in written[kind]:

@@ -202,3 +202,35 @@ def test_a_resumed_run_on_our_own_env_registers_it_first():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "2"
+
+
+def test_report_only_shows_a_checkpointed_run_as_in_progress(tmp_path, monkeypatch, capsys):
+    """A run spanning sessions is reported with its curve so far, but not aggregated."""
+    results = str(tmp_path / "results")
+    overrides = OVERRIDES["diffcat-sac"]
+    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2, overrides=overrides)
+    folder = run_dir(results, spec)
+    _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(Killed):
+        train_run(
+            ENV, "diffcat-sac", seed=0, steps=STEPS, overrides=overrides, device="cpu", eval_freq=EVAL_FREQ, n_eval_episodes=2,
+            eval_csv=os.path.join(folder, "eval.csv"), checkpoint_dir=checkpoint_dir(results, spec), checkpoint_freq=CHECKPOINT_FREQ,
+        )  # fmt: skip
+    monkeypatch.undo()
+    step = read_checkpoint(checkpoint_dir(results, spec))["step"]
+    (status,) = run_compare([spec], results, log=print, report_only=True)
+    assert "0 of 1 runs finished, 1 in progress (checkpointed), 0 missing" in capsys.readouterr().out
+    assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": step}
+    written = write_results([status], results)
+    curve = pd.read_csv(os.path.join(folder, "eval.csv"))
+    last = curve.sort_values("step").iloc[-1]
+    assert last["step"] >= step, "the evaluations up to the checkpoint are on record"
+    curves = pd.read_csv(os.path.join(results, "eval_curves.csv"))
+    assert curves["step"].tolist() == curve["step"].tolist(), "its curve is written (and plotted)"
+    assert len(written["png"]) == 1
+    runs = pd.read_csv(os.path.join(results, "runs.csv"))
+    assert runs["status"].tolist() == ["in progress"] and runs["evaluated_to"].tolist() == [last["step"]]
+    assert runs["final_mean_return"].isna().all() and runs["mean_eval_return"].isna().all()
+    table = open(os.path.join(results, "summary.md")).read()
+    assert f"| diffcat-sac | 0 of 1 | {STEPS} | no finished run |" in table
+    assert f"in progress: last evaluation {last['mean_return']:.1f} at step {int(last['step'])} of {STEPS}" in table

@@ -130,8 +130,9 @@ def test_report_only_trains_nothing_and_lists_missing_runs(compare_dir, capsys):
     results, argv = compare_dir
     argv = list(argv)
     argv[argv.index("--seeds") + 1] = "3"  # seed 2 never ran
-    assert main(argv + ["--report-only"]) == 0
+    assert main(argv + ["--report-only", "--overlay"]) == 0
     assert "start" not in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(results, "learning_curves_overlay.png")), "one env: nothing to overlay"
     table = open(os.path.join(results, "summary.md")).read()
     for algo in COMPARE_ALGOS:
         assert f"| {algo} | 2 | missing | n/a |" in table and f"| {algo} | 2 of 3 | 300 |" in table

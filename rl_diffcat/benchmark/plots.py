@@ -33,38 +33,37 @@ def _format_steps(value: float, _position: int) -> str:
     return f"{value:g}"
 
 
-def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Optional[str] = None) -> str:
-    """Write one PNG with a line per algo (mean across seeds) and its 95% bootstrap band.
+def _draw_curves(ax, groups, last_step: float) -> set:
+    """One line per ``(name, rows)`` of ``groups`` with its band; :return: the seed counts seen."""
+    seed_counts = set()
+    # Distinct dash patterns keep identical curves (e.g. two algos with the same result) visible.
+    styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
+    for index, (name, group) in enumerate(groups):
+        band = curve_with_band(group)
+        n_seeds = group["seed"].nunique()
+        seed_counts.add(n_seeds)
+        fewest = int(band["n_seeds"].min())  # runs in progress drop out of the mean where they stop
+        seeds = f"{fewest}-{n_seeds}" if fewest < n_seeds else f"{n_seeds}"
+        label = f"{name} ({seeds} seed{'s' if n_seeds > 1 else ''})"
+        if group["step"].max() < last_step:  # runs still in progress stop short of the others
+            label = f"{label[:-1]}, to {_format_steps(group['step'].max(), 0)})"
+        (line,) = ax.plot(band["step"], band["mean"], linewidth=2, linestyle=styles[index % len(styles)], label=label)
+        ax.fill_between(band["step"], band["low"], band["high"], color=line.get_color(), alpha=0.2, linewidth=0)
+    return seed_counts
 
-    :param curves: the compare's evaluation rows (``env, algo, seed, step, mean_return, ...``).
-    :param env_id: the env to plot; other envs' rows are ignored.
-    :param path: the PNG file to write.
-    :param title: the title; by default the env id and the number of seeds.
-    :return: ``path``.
-    """
+
+def _figure(draw, title_prefix: str, title: Optional[str], path: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    env_curves = curves[curves["env"] == env_id]
-    if env_curves.empty:
-        raise ValueError(f"No evaluation rows for {env_id!r}; envs present: {sorted(curves['env'].unique())}")
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    seed_counts = set()
-    # Distinct dash patterns keep identical curves (e.g. two algos with the same result) visible.
-    styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
-    for index, (algo, group) in enumerate(env_curves.groupby("algo", sort=True)):
-        band = curve_with_band(group)
-        n_seeds = group["seed"].nunique()
-        seed_counts.add(n_seeds)
-        (line,) = ax.plot(
-            band["step"], band["mean"], linewidth=2, linestyle=styles[index % len(styles)], label=f"{algo} ({n_seeds} seeds)"
-        )
-        ax.fill_between(band["step"], band["low"], band["high"], color=line.get_color(), alpha=0.2, linewidth=0)
-    seeds_text = f"{seed_counts.pop()} seeds" if len(seed_counts) == 1 else "seeds per algo in legend"
-    ax.set_title(title or f"{env_id}: mean deterministic eval return, 95% bootstrap CI ({seeds_text})", fontsize=10)
+    seed_counts = draw(ax)
+    seeds_text = f"{seed_counts.pop()} seeds" if len(seed_counts) == 1 else "seeds per line in legend"
+    separator = ":\n" if len(title_prefix) > 30 else ": "
+    ax.set_title(title or f"{title_prefix}{separator}mean deterministic eval return, 95% bootstrap CI ({seeds_text})", fontsize=10)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
     ax.grid(alpha=0.3)
@@ -76,4 +75,37 @@ def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Op
     return path
 
 
-__all__ = ["curve_with_band", "plot_learning_curves"]
+def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Optional[str] = None) -> str:
+    """Write one PNG with a line per algo (mean across seeds) and its 95% bootstrap band.
+
+    :param curves: the compare's evaluation rows (``env, algo, seed, step, mean_return, ...``).
+    :param env_id: the env to plot; other envs' rows are ignored.
+    :param path: the PNG file to write.
+    :param title: the title; by default the env id and the number of seeds.
+    :return: ``path``.
+    """
+    env_curves = curves[curves["env"] == env_id]
+    if env_curves.empty:
+        raise ValueError(f"No evaluation rows for {env_id!r}; envs present: {sorted(curves['env'].unique())}")
+    groups = env_curves.groupby("algo", sort=True)
+    return _figure(lambda ax: _draw_curves(ax, groups, env_curves["step"].max()), env_id, title, path)
+
+
+def plot_overlay(curves: pd.DataFrame, path: str, title: Optional[str] = None) -> str:
+    """Write one PNG with a line per (env, algo): for tasks that share a return scale, such as a
+    discretized env next to its continuous original (``rl_diffcat/Pendulum-Discrete-v0`` and
+    ``Pendulum-v1``), where each algo can run on only one of them.
+
+    :param curves: the compare's evaluation rows.
+    :param path: the PNG file to write.
+    :param title: the title; by default the envs and the number of seeds.
+    :return: ``path``.
+    """
+    if curves.empty:
+        raise ValueError("No evaluation rows to plot")
+    groups = [(f"{algo} on {env}", group) for (env, algo), group in curves.groupby(["env", "algo"], sort=True)]
+    envs = " vs ".join(str(env) for env in curves["env"].unique())
+    return _figure(lambda ax: _draw_curves(ax, groups, curves["step"].max()), envs, title, path)
+
+
+__all__ = ["curve_with_band", "plot_learning_curves", "plot_overlay"]

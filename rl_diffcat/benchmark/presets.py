@@ -62,6 +62,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "eval_freq": 1_000,
         "eval_episodes": 10,
         "results": "results/pendulum",
+        "overlay": True,  # one figure: SAC on the continuous task, DiffCatSAC on its bins
     },
     "halfcheetah": {
         "envs": ["HalfCheetah-v5", "rl_diffcat/HalfCheetah-Discrete-v0"],
@@ -71,6 +72,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "eval_freq": 10_000,
         "eval_episodes": 10,
         "results": "results/halfcheetah",
+        "overlay": True,
     },
     # MinAtar on the GPU machine (CNN agents; 1M steps is hours per run even there).
     "minatar": {
@@ -93,4 +95,5 @@ COMPARE_DEFAULTS: Dict[str, Any] = {
     "eval_freq": None,
     "eval_episodes": 10,
     "results": "results/compare",
+    "overlay": False,
 }

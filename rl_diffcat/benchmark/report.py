@@ -8,19 +8,21 @@ from typing import Any, Dict, List, Optional, Sequence
 import pandas as pd
 
 from rl_diffcat.benchmark.callbacks import EVAL_COLUMNS
-from rl_diffcat.benchmark.plots import plot_learning_curves
+from rl_diffcat.benchmark.plots import plot_learning_curves, plot_overlay
 from rl_diffcat.benchmark.runner import run_dir
 from rl_diffcat.benchmark.stats import bootstrap_ci
 
 FINISHED = ("done", "skipped")
+# Runs whose evaluations are plotted and written: the finished ones and those with a checkpoint.
+WITH_CURVES = FINISHED + ("in progress",)
 RUN_COLUMNS = (
     "env", "algo", "seed", "status", "steps", "final_mean_return", "mean_eval_return", "wall_clock_s", "env_steps_per_s",
-    "resumed_at", "log",
+    "resumed_at", "evaluated_to", "last_eval_return", "log",
 )
 
 
 def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.DataFrame:
-    """Concatenate the ``eval.csv`` of every finished run (failed runs are left out).
+    """Concatenate the ``eval.csv`` of every finished or in-progress run (failed runs are left out).
 
     :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
     :param results_dir: the results folder.
@@ -29,7 +31,7 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
     frames = [
         pd.read_csv(os.path.join(run_dir(results_dir, status["spec"]), "eval.csv"))
         for status in statuses
-        if status["status"] in FINISHED
+        if status["status"] in WITH_CURVES
     ]
     if not frames:
         return pd.DataFrame(columns=list(EVAL_COLUMNS))
@@ -37,32 +39,43 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
 
 
 def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """One row per run with its status (done, failed or missing), final return, mean return over all
-    its evaluations (the normalized area under its learning curve: it tells a run that learned fast
-    and stayed there from one that got there at the end, or dipped), wall-clock, env-steps/second,
-    and the steps at which it went on from a checkpoint (empty for a run trained in one go).
+    """One row per run with its status (done, failed, in progress or missing), final return, mean
+    return over all its evaluations (the normalized area under its learning curve: it tells a run
+    that learned fast and stayed there from one that got there at the end, or dipped), wall-clock,
+    env-steps/second, the steps at which it went on from a checkpoint (empty for a run trained in one
+    go) and the step and return of its last evaluation. An in-progress run has no final return and no mean of
+    evaluations: over a shorter horizon they do not compare with the finished runs'.
 
     :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
     :param curves: the output of :func:`collect_curves` (None: no mean over evaluations).
     """
     mean_eval: Dict[Any, float] = {}
+    evaluated_to: Dict[Any, float] = {}
+    last_eval: Dict[Any, float] = {}
     if curves is not None and not curves.empty:
-        mean_eval = curves.groupby(["env", "algo", "seed"])["mean_return"].mean().to_dict()
+        per_run = curves.sort_values("step").groupby(["env", "algo", "seed"])
+        mean_eval = per_run["mean_return"].mean().to_dict()
+        evaluated_to = per_run["step"].last().to_dict()
+        last_eval = per_run["mean_return"].last().to_dict()
     rows = []
     for status in statuses:
         spec, summary = status["spec"], status["summary"] or {}
+        key = (spec.env_id, spec.algo, spec.seed)
+        finished = status["status"] in FINISHED
         rows.append(
             {
                 "env": spec.env_id,
                 "algo": spec.algo,
                 "seed": spec.seed,
-                "status": "done" if status["status"] in FINISHED else status["status"],
+                "status": "done" if finished else status["status"],
                 "steps": spec.steps,
                 "final_mean_return": summary.get("final_mean_return", float("nan")),
-                "mean_eval_return": mean_eval.get((spec.env_id, spec.algo, spec.seed), float("nan")),
+                "mean_eval_return": mean_eval.get(key, float("nan")) if finished else float("nan"),
                 "wall_clock_s": summary.get("wall_clock_s", float("nan")),
                 "env_steps_per_s": summary.get("env_steps_per_s", float("nan")),
                 "resumed_at": " ".join(str(step) for step in summary.get("resumed_at", [])),
+                "evaluated_to": evaluated_to.get(key, float("nan")),
+                "last_eval_return": last_eval.get(key, float("nan")),
                 "log": status["log"],
             }
         )
@@ -89,7 +102,9 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
         f" ({n_resamples} resamples, `rl_diffcat.benchmark.stats`). Wall-clock = duration of `learn()` including"
         " evaluations; env-steps/s excludes evaluation time. Mean of evaluations = a run's mean return over all its"
         " evaluations (area under its learning curve / steps), averaged over seeds."
-        " Failed or missing runs are listed but not aggregated. A run marked resumed was interrupted and went on"
+        " Failed, missing and in-progress runs are listed but not aggregated; an in-progress run (one that left a"
+        " checkpoint: it spans sessions, or is still going) shows its last evaluation so far, and its curve is plotted"
+        " as far as it got. A run marked resumed was interrupted and went on"
         " from a checkpoint at the steps shown (reseeded there; its wall-clock is the sum of its segments).",
     ]
     for env_id, env_runs in runs.groupby("env", sort=False):
@@ -113,6 +128,8 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
         lines += ["", "| algo | seed | status | final return | mean of evaluations | wall-clock s | env-steps/s |", "|---|---|---|---|---|---|---|"]
         for row in env_runs.itertuples():
             status = f"{row.status} (resumed at {row.resumed_at})" if row.resumed_at else row.status
+            if row.status == "in progress" and not pd.isna(row.evaluated_to):
+                status += f": last evaluation {_fmt(row.last_eval_return)} at step {int(row.evaluated_to)} of {row.steps}"
             lines.append(
                 f"| {row.algo} | {row.seed} | {status} | {_fmt(row.final_mean_return)} | {_fmt(row.mean_eval_return)} | "
                 f"{_fmt(row.wall_clock_s)} | {_fmt(row.env_steps_per_s, 0)} |"
@@ -120,11 +137,13 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str) -> Dict[str, List[str]]:
+def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str, overlay: bool = False) -> Dict[str, List[str]]:
     """Write ``eval_curves.csv``, ``runs.csv``, ``summary.md`` and ``learning_curves_<env>.png``.
 
     :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
     :param results_dir: the results folder.
+    :param overlay: also draw every (env, algo) in one ``learning_curves_overlay.png`` (envs on one
+        return scale, e.g. a discretized task next to its continuous original).
     :return: ``{"csv": [...], "markdown": [...], "png": [...]}`` paths written.
     """
     os.makedirs(results_dir, exist_ok=True)
@@ -142,4 +161,6 @@ def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str) -> Dict[
     for env_id in curves["env"].unique():
         png = os.path.join(results_dir, f"learning_curves_{str(env_id).replace('/', '-')}.png")
         written["png"].append(plot_learning_curves(curves, env_id, png))
+    if overlay and curves["env"].nunique() > 1:
+        written["png"].append(plot_overlay(curves, os.path.join(results_dir, "learning_curves_overlay.png")))
     return written

@@ -345,6 +345,16 @@ def read_resumable(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
     return None if config_differences(state["config"], config) else state
 
 
+def _unfinished_status(results_dir: str, spec: RunSpec) -> Dict[str, Any]:
+    """The report-only status of a run without ``done.json``: in progress if a checkpoint of its
+    configuration exists (a run spanning sessions, or one still going in another process)."""
+    state = read_resumable(results_dir, spec)
+    if state is None:
+        return {"spec": spec, "status": "missing", "summary": None, "log": ""}
+    log_path = os.path.join(run_dir(results_dir, spec), "log.txt")
+    return {"spec": spec, "status": "in progress", "summary": {"checkpoint_step": state["step"]}, "log": log_path}
+
+
 def train_command(
     spec: RunSpec, results_dir: str, device: str = "auto", threads: Optional[int] = 1, checkpoint_freq: Optional[int] = None
 ) -> List[str]:
@@ -413,10 +423,11 @@ def run_compare(
     :param device: the device of every run.
     :param threads: torch threads per run (None keeps torch's default).
     :param log: where progress lines go.
-    :param report_only: train nothing; the unfinished runs get the status ``missing`` (to look at
-        the results of a compare that is still going or was interrupted).
-    :return: one status dict per spec, in order: ``{"spec", "status" (done|skipped|failed|missing),
-        "summary", "log"}``.
+    :param report_only: train nothing; an unfinished run gets the status ``in progress`` if it left a
+        checkpoint of this configuration (its summary is then ``{"checkpoint_step": N}``), else
+        ``missing`` (to look at the results of a compare that is still going or was interrupted).
+    :return: one status dict per spec, in order: ``{"spec", "status"
+        (done|skipped|failed|in progress|missing), "summary", "log"}``.
     :param checkpoint_freq: env steps between checkpoints of a run; None: about 10 per run, 0: none.
     """
     if jobs < 1:
@@ -432,8 +443,12 @@ def run_compare(
             pending.append(index)
     if report_only:
         for index in pending:
-            statuses[index] = {"spec": specs[index], "status": "missing", "summary": None, "log": ""}
-        log(f"report only: {len(specs) - len(pending)} of {len(specs)} runs finished, {len(pending)} missing")
+            statuses[index] = _unfinished_status(results_dir, specs[index])
+        in_progress = sum(statuses[index]["status"] == "in progress" for index in pending)
+        log(
+            f"report only: {len(specs) - len(pending)} of {len(specs)} runs finished, {in_progress} in progress"
+            f" (checkpointed), {len(pending) - in_progress} missing"
+        )
         return [status for status in statuses if status is not None]
     if len(pending) < len(specs):
         log(f"resume: {len(specs) - len(pending)} of {len(specs)} runs already finished, skipping them")

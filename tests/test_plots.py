@@ -1,0 +1,76 @@
+"""Learning-curve figures: legends say how many seeds each line averages and where runs in
+progress stop; the overlay puts a discretized task next to its continuous original."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from rl_diffcat.benchmark.plots import _draw_curves, curve_with_band
+from rl_diffcat.benchmark.report import write_results
+from rl_diffcat.benchmark.runner import RunSpec, run_dir
+
+
+def _curve(env, algo, seed, last_step, value):
+    steps = np.arange(0, last_step + 1, 10_000)
+    return pd.DataFrame(
+        {"env": env, "algo": algo, "seed": seed, "step": steps, "mean_return": value + steps / 1e4, "std_return": 0.0, "wall_clock": 1.0}
+    )
+
+
+CURVES = pd.concat(
+    [
+        _curve("Pendulum-v1", "sac", 0, 50_000, -1000.0),
+        _curve("Pendulum-v1", "sac", 1, 50_000, -900.0),
+        _curve("Pendulum-v1", "sac", 2, 20_000, -800.0),  # in progress
+        _curve("rl_diffcat/Pendulum-Discrete-v0", "diffcat-sac", 0, 30_000, -950.0),  # in progress
+    ],
+    ignore_index=True,
+)
+
+
+def test_band_counts_the_seeds_at_each_step():
+    band = curve_with_band(CURVES[CURVES["algo"] == "sac"], n_resamples=200)
+    assert band["n_seeds"].tolist() == [3, 3, 3, 2, 2, 2]
+    at_end = CURVES[(CURVES["algo"] == "sac") & (CURVES["step"] == 50_000)]["mean_return"]
+    assert band["mean"].iloc[-1] == at_end.mean()
+
+
+def test_overlay_legend_names_env_seeds_and_where_a_run_stops():
+    fig, ax = plt.subplots()
+    groups = [(f"{algo} on {env}", group) for (env, algo), group in CURVES.groupby(["env", "algo"], sort=True)]
+    _draw_curves(ax, groups, CURVES["step"].max())
+    _, labels = ax.get_legend_handles_labels()
+    plt.close(fig)
+    assert labels == [
+        "sac on Pendulum-v1 (2-3 seeds)",
+        "diffcat-sac on rl_diffcat/Pendulum-Discrete-v0 (1 seed, to 30k)",
+    ]
+
+
+def _statuses(results):
+    statuses = []
+    for (env, algo, seed), rows in CURVES.groupby(["env", "algo", "seed"], sort=False):
+        spec = RunSpec(env, algo, seed, steps=50_000, eval_freq=10_000, n_eval_episodes=2)
+        os.makedirs(run_dir(results, spec), exist_ok=True)
+        rows.to_csv(os.path.join(run_dir(results, spec), "eval.csv"), index=False)
+        finished = rows["step"].max() == 50_000
+        summary = {"final_mean_return": rows["mean_return"].iloc[-1]} if finished else {"checkpoint_step": 20_000}
+        statuses.append({"spec": spec, "status": "done" if finished else "in progress", "summary": summary, "log": ""})
+    return statuses
+
+
+def test_write_results_draws_the_overlay_only_when_asked(tmp_path):
+    for overlay in (False, True):
+        results = str(tmp_path / f"overlay_{overlay}")
+        written = write_results(_statuses(results), results, overlay=overlay)
+        names = sorted(os.path.basename(path) for path in written["png"])
+        per_env = ["learning_curves_Pendulum-v1.png", "learning_curves_rl_diffcat-Pendulum-Discrete-v0.png"]
+        assert names == sorted(per_env + (["learning_curves_overlay.png"] if overlay else []))
+        for path in written["png"]:
+            with open(path, "rb") as file:
+                assert file.read(8) == b"\x89PNG\r\n\x1a\n"
