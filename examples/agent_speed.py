@@ -88,6 +88,11 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
             table[f"DiffCatSAC[HalfCheetah, {mode}]"] = dict(
                 cls=DiffCatSAC, env=HALFCHEETAH_ENV, kwargs=dict(q_gradient=mode), ref="SAC[HalfCheetah]"
             )
+            if args.compile:
+                for cmode in compile_modes:
+                    table[f"DiffCatSAC[HalfCheetah, {mode}, {tag(cmode)}]"] = dict(
+                        cls=DiffCatSAC, env=HALFCHEETAH_ENV, kwargs=dict(q_gradient=mode, **compiled(cmode)), ref="SAC[HalfCheetah]"
+                    )
         table["SAC[HalfCheetah]"] = dict(cls=SAC, env="HalfCheetah-v5", kwargs={}, ref="SAC[HalfCheetah]")
     return table
 

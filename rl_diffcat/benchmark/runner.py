@@ -31,6 +31,7 @@ from rl_diffcat.benchmark.algos import (
 )
 from rl_diffcat.benchmark.callbacks import EvalCurveCallback
 from rl_diffcat.benchmark.checkpoint import RunCheckpointCallback, config_differences, read_checkpoint, remove_checkpoint
+from rl_diffcat.benchmark.progress import wait_reporting_progress
 
 
 def default_eval_freq(steps: int, n_points: int = 20) -> int:
@@ -410,6 +411,7 @@ def run_compare(
     log: Callable[[str], None] = print,
     report_only: bool = False,
     checkpoint_freq: Optional[int] = None,
+    progress_poll_s: float = 10.0,
 ) -> List[Dict[str, Any]]:
     """Run every spec in its own subprocess (``jobs`` at a time), skipping the finished ones.
 
@@ -429,6 +431,8 @@ def run_compare(
     :return: one status dict per spec, in order: ``{"spec", "status"
         (done|skipped|failed|in progress|missing), "summary", "log"}``.
     :param checkpoint_freq: env steps between checkpoints of a run; None: about 10 per run, 0: none.
+    :param progress_poll_s: seconds between looks at the runs' ``eval.csv``; each new evaluation is
+        logged with the run's speed and time left (:mod:`~rl_diffcat.benchmark.progress`). 0: none.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -453,6 +457,10 @@ def run_compare(
     if len(pending) < len(specs):
         log(f"resume: {len(specs) - len(pending)} of {len(specs)} runs already finished, skipping them")
     lock = threading.Lock()
+
+    def locked_log(line: str) -> None:  # progress lines come from every worker thread
+        with lock:
+            log(line)
     counter = {"started": 0, "finished": 0}
 
     def run_one(index: int) -> None:
@@ -472,9 +480,15 @@ def run_compare(
             log(f"[{counter['started']}/{len(pending)}] {start} {spec.env_id} {spec.algo} seed {spec.seed} ({spec.steps} steps), log: {log_path}")
         tic = time.perf_counter()
         with open(log_path, "a" if resumable is not None else "w") as log_file:
-            returncode = subprocess.call(
+            process = subprocess.Popen(
                 train_command(spec, results_dir, device, threads, checkpoint_freq), stdout=log_file, stderr=subprocess.STDOUT
             )
+            if progress_poll_s > 0:
+                name = f"  {spec.env_id} {spec.algo} seed {spec.seed}"
+                eval_csv = os.path.join(folder, "eval.csv")
+                returncode = wait_reporting_progress(process, eval_csv, name, spec.steps, locked_log, progress_poll_s)
+            else:
+                returncode = process.wait()
         done = read_done(results_dir, spec) if returncode == 0 else None
         elapsed = time.perf_counter() - tic
         with lock:
