@@ -68,6 +68,23 @@ def _capture_resumed_model(monkeypatch):
     return loaded
 
 
+def _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch):
+    """A diffcat-sac run laid out as compare starts it, killed after its first checkpoint.
+    :return: the results folder, the run's spec and folder, and the checkpoint's step."""
+    results = str(tmp_path / "results")
+    overrides = OVERRIDES["diffcat-sac"]
+    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2, overrides=overrides)
+    folder = run_dir(results, spec)
+    _kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(Killed):
+        train_run(
+            ENV, "diffcat-sac", seed=0, steps=STEPS, overrides=overrides, device="cpu", eval_freq=EVAL_FREQ, n_eval_episodes=2,
+            eval_csv=os.path.join(folder, "eval.csv"), checkpoint_dir=checkpoint_dir(results, spec), checkpoint_freq=CHECKPOINT_FREQ,
+        )  # fmt: skip
+    monkeypatch.undo()
+    return results, spec, folder, read_checkpoint(checkpoint_dir(results, spec))["step"]
+
+
 @pytest.mark.parametrize("algo", ["diffcat-sac", "discrete-sac", "ppo"])
 def test_killed_run_resumes_from_its_checkpoint(algo, tmp_path, monkeypatch):
     written = _kill_after_first_checkpoint(monkeypatch)
@@ -150,18 +167,7 @@ def test_default_checkpoint_freq_is_a_multiple_of_the_eval_freq():
 
 
 def test_compare_resumes_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch, capsys):
-    results = str(tmp_path / "results")
-    overrides = OVERRIDES["diffcat-sac"]
-    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2, overrides=overrides)
-    folder = run_dir(results, spec)
-    _kill_after_first_checkpoint(monkeypatch)
-    with pytest.raises(Killed):  # the run as compare starts it, killed after its first checkpoint
-        train_run(
-            ENV, "diffcat-sac", seed=0, steps=STEPS, overrides=overrides, device="cpu", eval_freq=EVAL_FREQ, n_eval_episodes=2,
-            eval_csv=os.path.join(folder, "eval.csv"), checkpoint_dir=checkpoint_dir(results, spec), checkpoint_freq=CHECKPOINT_FREQ,
-        )  # fmt: skip
-    monkeypatch.undo()
-    step = read_checkpoint(checkpoint_dir(results, spec))["step"]
+    results, spec, folder, step = _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch)
     (status,) = run_compare([spec], results, device="cpu", log=print, checkpoint_freq=CHECKPOINT_FREQ)
     out = capsys.readouterr().out
     assert f"resume (from step {step}) {ENV} diffcat-sac seed 0" in out
@@ -206,18 +212,7 @@ def test_a_resumed_run_on_our_own_env_registers_it_first():
 
 def test_report_only_shows_a_checkpointed_run_as_in_progress(tmp_path, monkeypatch, capsys):
     """A run spanning sessions is reported with its curve so far, but not aggregated."""
-    results = str(tmp_path / "results")
-    overrides = OVERRIDES["diffcat-sac"]
-    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2, overrides=overrides)
-    folder = run_dir(results, spec)
-    _kill_after_first_checkpoint(monkeypatch)
-    with pytest.raises(Killed):
-        train_run(
-            ENV, "diffcat-sac", seed=0, steps=STEPS, overrides=overrides, device="cpu", eval_freq=EVAL_FREQ, n_eval_episodes=2,
-            eval_csv=os.path.join(folder, "eval.csv"), checkpoint_dir=checkpoint_dir(results, spec), checkpoint_freq=CHECKPOINT_FREQ,
-        )  # fmt: skip
-    monkeypatch.undo()
-    step = read_checkpoint(checkpoint_dir(results, spec))["step"]
+    results, spec, folder, step = _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch)
     (status,) = run_compare([spec], results, log=print, report_only=True)
     assert "0 of 1 runs finished, 1 in progress (checkpointed), 0 missing" in capsys.readouterr().out
     assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": step}
