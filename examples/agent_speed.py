@@ -88,6 +88,10 @@ def agent_table(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
             table[f"DiffCatSAC[HalfCheetah, {mode}]"] = dict(
                 cls=DiffCatSAC, env=HALFCHEETAH_ENV, kwargs=dict(q_gradient=mode), ref="SAC[HalfCheetah]"
             )
+            if mode == "neighbours":  # its hidden products on differences in bfloat16 (AMX CPUs, tensor cores)
+                table["DiffCatSAC[HalfCheetah, neighbours, bf16]"] = dict(
+                    cls=DiffCatSAC, env=HALFCHEETAH_ENV, kwargs=dict(neighbour_dtype="bfloat16"), ref="SAC[HalfCheetah]"
+                )
             if args.compile:
                 for cmode in compile_modes:
                     table[f"DiffCatSAC[HalfCheetah, {mode}, {tag(cmode)}]"] = dict(

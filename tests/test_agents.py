@@ -171,6 +171,60 @@ def test_neighbour_gradient_equals_autograd_for_a_linear_critic():
     assert grads[0].abs().sum() > 0
 
 
+def _halfcheetah_sized_critic(q_offset: float = 130.0):
+    """A DiffCatSAC on 6 factors of 11 with HalfCheetah's critic width, its Q shifted to about
+    ``q_offset`` (HalfCheetah's Q scale at 20k steps) so that rounding Q itself would show."""
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([11] * 6)), seed=0, **{**SMALL, "policy_kwargs": dict(net_arch=[256, 256])})
+    for q_net in model.critic.q_networks:
+        with th.no_grad():
+            q_net[-1].bias.fill_(q_offset)
+    return model
+
+
+def _centered(values: th.Tensor) -> th.Tensor:
+    """Neighbour values minus their mean within each factor: all the actor's gradient sees."""
+    grouped = values.view(values.shape[0], 6, 11)
+    return grouped - grouped.mean(-1, keepdim=True)
+
+
+def test_bfloat16_neighbours_keep_the_differences_that_plain_bfloat16_loses():
+    model = _halfcheetah_sized_critic()
+    obs = th.rand(64, 4)
+    actions = th.randint(0, 11, (64, 6))
+    one_hot = model.buffer_one_hot(actions)
+    with th.no_grad():
+        exact = model.critic.neighbour_values(obs, one_hot)
+        low = model.critic.neighbour_values(obs, one_hot, th.bfloat16)
+        with th.autocast("cpu", dtype=th.bfloat16):  # every product and its output in bfloat16
+            plain = model.critic.neighbour_values(obs, one_hot)
+    for want, got, rounded in zip(exact, low, plain):
+        signal = _centered(want).pow(2).mean().sqrt()
+        assert signal > 0
+        assert (_centered(got) - _centered(want)).pow(2).mean().sqrt() < 0.02 * signal
+        assert (_centered(rounded.float()) - _centered(want)).pow(2).mean().sqrt() > 0.2 * signal  # why the differences
+
+
+def test_bfloat16_neighbours_give_the_float32_actor_gradient():
+    model = _halfcheetah_sized_critic()
+    obs = th.rand(64, 4)
+    action = model.actor.distribution(obs, sampler="redge").rsample()
+    grads = []
+    for dtype in ("float32", "bfloat16"):
+        model.neighbour_dtype = dtype
+        q = model.pathwise_q(obs, action)
+        grads.append(th.autograd.grad(q.sum(), model.actor.logits_net.weight, retain_graph=True)[0].flatten())
+    cosine = grads[0] @ grads[1] / (grads[0].norm() * grads[1].norm())
+    assert cosine > 0.999 and grads[0].norm() > 0
+
+
+def test_bfloat16_neighbours_train_and_bad_dtype_is_refused():
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), seed=0, neighbour_dtype="bfloat16", **SMALL).learn(100)
+    assert model.neighbour_dtype == "bfloat16"
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    with pytest.raises(ValueError, match="neighbour_dtype must be one of"):
+        DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), neighbour_dtype="float16", **SMALL)
+
+
 @pytest.mark.parametrize(
     "algo,kwargs",
     [
@@ -298,7 +352,12 @@ def assert_same_losses_and_gradients(model, twin, rtol=1.3e-6, atol=1e-5, grad_r
 
 @pytest.mark.parametrize(
     "algo,kwargs",
-    [(DiffCatSAC, {}), (DiffCatSAC, dict(q_gradient="autograd", exact_target=True)), (DiscreteSAC, {})],
+    [
+        (DiffCatSAC, {}),
+        (DiffCatSAC, dict(q_gradient="autograd", exact_target=True)),
+        (DiffCatSAC, dict(neighbour_dtype="bfloat16")),
+        (DiscreteSAC, {}),
+    ],
 )
 def test_compiled_update_matches_eager(algo, kwargs):
     """compile_update traces the critic and actor losses into graphs: same losses and gradients as
@@ -315,13 +374,14 @@ def test_compiled_update_matches_eager(algo, kwargs):
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
-@pytest.mark.parametrize("q_gradient", ["neighbours", "autograd"])
+@pytest.mark.parametrize("q_gradient", ["neighbours", "autograd", "neighbours:bfloat16"])
 def test_losses_trace_into_single_graphs(sampler, q_gradient):
     """No graph break in either loss: each compiles to one graph (fewer launches and host syncs)."""
     import torch._dynamo
 
+    q_gradient, _, dtype = q_gradient.partition(":")
     model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), sampler=sampler, q_gradient=q_gradient,
-                       seed=0, **SMALL).learn(60)
+                       neighbour_dtype=dtype or "float32", seed=0, **SMALL).learn(60)
     data, alpha = model.replay_buffer.sample(16), th.tensor(0.1)
     for fn, args in ((model.critic_loss, (data, model.gamma, alpha)), (model.actor_loss, (data.observations, alpha))):
         explanation = torch._dynamo.explain(fn)(*args)

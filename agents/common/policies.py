@@ -17,6 +17,7 @@ from stable_baselines3.common.torch_layers import (
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
+from torch.nn import functional as F
 
 from rl_diffcat.agents.common.action_spaces import action_dims
 from rl_diffcat.distributions import MultiDiffusionCategorical
@@ -170,6 +171,25 @@ class TwinCritic(TraceableFeatures, BaseModel):
             return self.extract_features(obs, self.features_extractor)
 
 
+def _difference_forward(layers: nn.Sequential, base: th.Tensor, rows: th.Tensor, matmul_dtype: th.dtype) -> th.Tensor:
+    """``layers(rows)`` for rows close to ``base`` (broadcast against them), with each hidden linear
+    layer computed as ``W x_base + b`` in float32 plus ``W (x_row - x_base)`` in ``matmul_dtype``.
+
+    The actor needs the *differences* between neighbour values, which are small next to Q itself:
+    rounded to bfloat16, a Q of 130 has a spacing of 0.5 and loses them. Here the rounding error
+    scales with each row's difference from ``base`` instead. The last (output) layer is float32.
+    """
+    modules = list(layers)
+    for index, module in enumerate(modules):
+        if isinstance(module, nn.Linear) and index < len(modules) - 1:
+            delta = F.linear((rows - base).to(matmul_dtype), module.weight.to(matmul_dtype))
+            base = module(base)
+            rows = delta.to(base.dtype).add_(base)
+        else:
+            base, rows = module(base), module(rows)
+    return rows
+
+
 class OneHotCritic(TwinCritic):
     """Joint critic ``Q_i(s, a)`` taking the concatenated one-hot action as input.
 
@@ -185,11 +205,18 @@ class OneHotCritic(TwinCritic):
         q_input = th.cat([self.features(obs), one_hot_actions], dim=1)
         return tuple(q_net(q_input) for q_net in self.q_networks)
 
-    def neighbour_values(self, obs: PyTorchObs, one_hot_actions: th.Tensor) -> Tuple[th.Tensor, ...]:
+    def neighbour_values(
+        self, obs: PyTorchObs, one_hot_actions: th.Tensor, matmul_dtype: Optional[th.dtype] = None
+    ) -> Tuple[th.Tensor, ...]:
         """Q-values of the actions one factor away: entry ``j`` (category ``k`` of factor ``i``) is
         ``Q(s, a)`` with factor ``i`` of ``one_hot_actions`` switched to ``k`` (``a`` itself where
         ``k = a_i``). These ``sum(K_i)`` values are the gradient of the critic's multilinear
-        extension at the vertex ``a``. :return: one ``(batch, sum(K_i))`` tensor per critic."""
+        extension at the vertex ``a``.
+
+        :param matmul_dtype: None: float32 throughout. ``th.bfloat16``: the hidden-to-hidden matrix
+            products run in bfloat16 on each neighbour's *difference* from ``a`` (see
+            :func:`_difference_forward`), for CPUs with AMX and for tensor cores.
+        :return: one ``(batch, sum(K_i))`` tensor per critic."""
         features = self.features(obs)
         one_hot = one_hot_actions.to(features.dtype)
         # Only the first layer sees the action, so a neighbour's first pre-activation is a's plus the
@@ -210,7 +237,10 @@ class OneHotCritic(TwinCritic):
                 pre_activation = (without_factor.unsqueeze(2) + action_weight.view(n_factors, -1, action_weight.shape[1])).flatten(1, 2)
             else:
                 pre_activation = without_factor[:, self.column_factor] + action_weight
-            values.append(rest(pre_activation).squeeze(-1))
+            if matmul_dtype is None:
+                values.append(rest(pre_activation).squeeze(-1))
+            else:
+                values.append(_difference_forward(rest, at_a, pre_activation, matmul_dtype).squeeze(-1))
         return tuple(values)
 
     def all_actions(self, obs: PyTorchObs) -> Tuple[th.Tensor, ...]:
