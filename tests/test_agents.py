@@ -225,6 +225,24 @@ def test_bfloat16_neighbours_train_and_bad_dtype_is_refused():
         DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), neighbour_dtype="float16", **SMALL)
 
 
+def test_auto_neighbour_dtype_takes_bfloat16_only_with_hardware_support(monkeypatch):
+    from rl_diffcat.agents.diffcat_sac.diffcat_sac import resolve_neighbour_dtype
+
+    for amx, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(th.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        assert resolve_neighbour_dtype("auto", th.device("cpu")) == expected
+    assert resolve_neighbour_dtype("float32", th.device("cpu")) == "float32"
+    assert resolve_neighbour_dtype("bfloat16", th.device("cpu")) == "bfloat16"
+    # "auto" gives exactly the actor signal of the dtype it resolves to on this machine
+    model = _halfcheetah_sized_critic()
+    obs = th.rand(16, 4)
+    action = model.actor.distribution(obs, sampler="redge").rsample()
+    model.neighbour_dtype = "auto"
+    q_auto = model.pathwise_q(obs, action)
+    model.neighbour_dtype = resolve_neighbour_dtype("auto", model.device)
+    assert th.equal(q_auto, model.pathwise_q(obs, action))
+
+
 @pytest.mark.parametrize(
     "algo,kwargs",
     [

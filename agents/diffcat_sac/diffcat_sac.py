@@ -14,7 +14,27 @@ from rl_diffcat.agents.diffcat_sac.policies import CnnPolicy, DiffCatSACPolicy, 
 from rl_diffcat.samplers import KNOBS, make_sampler
 
 Q_GRADIENTS = ("neighbours", "autograd")
-NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16}
+NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16, "auto": None}
+
+
+def has_fast_bfloat16(device: th.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware (AMX tiles on CPU, bf16 CUDA GPUs).
+
+    Without it bfloat16 products are emulated: measured 2.3x *slower* than float32 on an AVX-512 CPU
+    without AMX (BENCHMARKS.md, "Speed of the HalfCheetah update").
+    """
+    if device.type == "cuda":
+        return th.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(getattr(th.cpu, "_is_amx_tile_supported", lambda: False)())
+    return False
+
+
+def resolve_neighbour_dtype(neighbour_dtype: str, device: th.device) -> str:
+    """``"auto"`` becomes ``"bfloat16"`` where ``device`` has fast bfloat16, else ``"float32"``."""
+    if neighbour_dtype != "auto":
+        return neighbour_dtype
+    return "bfloat16" if has_fast_bfloat16(th.device(device)) else "float32"
 
 
 
@@ -58,7 +78,10 @@ class DiffCatSAC(CategoricalSAC):
         critic network at the one-hot input (the textbook pathwise loss).
     :param neighbour_dtype: precision of the hidden matrix products of ``q_gradient="neighbours"``,
         the bulk of an update on large factored spaces (66 neighbours per state on HalfCheetah).
-        ``"float32"`` (default) or ``"bfloat16"``: products on each neighbour's difference from the
+        ``"float32"`` (default), ``"bfloat16"``, or ``"auto"`` (bfloat16 only where the device
+        multiplies it in hardware, see :func:`has_fast_bfloat16`; the choice is made per machine,
+        so a model saved with ``"auto"`` picks again where it is loaded). bfloat16: products on each
+        neighbour's difference from the
         sampled action, so the rounding scales with that difference, not with Q. Faster where
         bfloat16 has hardware support (AMX CPUs, tensor-core GPUs), slower elsewhere; the README
         gives the measured error and speed.
@@ -142,7 +165,7 @@ class DiffCatSAC(CategoricalSAC):
             return self.reduce_twin(self.critic(obs, action)).squeeze(-1)
         with th.no_grad():
             hard = action.detach()
-            matmul_dtype = NEIGHBOUR_DTYPES[self.neighbour_dtype]
+            matmul_dtype = NEIGHBOUR_DTYPES[resolve_neighbour_dtype(self.neighbour_dtype, self.device)]
             q_neighbours = self.reduce_twin(self.critic.neighbour_values(obs, hard, matmul_dtype))
             # the neighbour of a in its own category is a itself: read Q(s, a) off the first factor
             q_hard = (q_neighbours * hard)[:, : self.action_dims[0]].sum(-1)
