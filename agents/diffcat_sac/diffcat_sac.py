@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import torch as th
@@ -17,11 +18,12 @@ Q_GRADIENTS = ("neighbours", "autograd")
 NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16, "auto": None}
 
 
+@functools.lru_cache(maxsize=None)
 def has_fast_bfloat16(device: th.device) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware (AMX tiles on CPU, bf16 CUDA GPUs).
 
     Without it bfloat16 products are emulated: measured 2.3x *slower* than float32 on an AVX-512 CPU
-    without AMX (BENCHMARKS.md, "Speed of the HalfCheetah update").
+    without AMX (BENCHMARKS.md, "Speed of the HalfCheetah update"). Cached: it is asked every update.
     """
     if device.type == "cuda":
         return th.cuda.is_bf16_supported()
