@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import torch as th
@@ -15,15 +14,14 @@ from rl_diffcat.agents.diffcat_sac.policies import CnnPolicy, DiffCatSACPolicy, 
 from rl_diffcat.samplers import KNOBS, make_sampler
 
 Q_GRADIENTS = ("neighbours", "autograd")
-NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16, "auto": None}
+NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16}
 
 
-@functools.lru_cache(maxsize=None)
 def has_fast_bfloat16(device: th.device) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware (AMX tiles on CPU, bf16 CUDA GPUs).
 
     Without it bfloat16 products are emulated: measured 2.3x *slower* than float32 on an AVX-512 CPU
-    without AMX (BENCHMARKS.md, "Speed of the HalfCheetah update"). Cached: it is asked every update.
+    without AMX (BENCHMARKS.md, "Speed of the HalfCheetah update").
     """
     if device.type == "cuda":
         return th.cuda.is_bf16_supported()
@@ -83,8 +81,7 @@ class DiffCatSAC(CategoricalSAC):
         ``"float32"`` (default), ``"bfloat16"``, or ``"auto"`` (bfloat16 only where the device
         multiplies it in hardware, see :func:`has_fast_bfloat16`; the choice is made per machine,
         so a model saved with ``"auto"`` picks again where it is loaded). bfloat16: products on each
-        neighbour's difference from the
-        sampled action, so the rounding scales with that difference, not with Q. Faster where
+        neighbour's difference from the sampled action, so the rounding scales with that difference, not with Q. Faster where
         bfloat16 has hardware support (AMX CPUs, tensor-core GPUs), slower elsewhere; the README
         gives the measured error and speed.
     :param target_entropy_scale: target entropy as a fraction in (0, 1] of ``sum_i log K_i``.
@@ -131,9 +128,9 @@ class DiffCatSAC(CategoricalSAC):
         if q_gradient not in Q_GRADIENTS:
             raise ValueError(f"q_gradient must be one of {Q_GRADIENTS}, got {q_gradient!r}")
         self.q_gradient = q_gradient
-        if neighbour_dtype not in NEIGHBOUR_DTYPES:
-            raise ValueError(f"neighbour_dtype must be one of {list(NEIGHBOUR_DTYPES)}, got {neighbour_dtype!r}")
-        self.neighbour_dtype = neighbour_dtype
+        if neighbour_dtype not in (*NEIGHBOUR_DTYPES, "auto"):
+            raise ValueError(f"neighbour_dtype must be one of {[*NEIGHBOUR_DTYPES, 'auto']}, got {neighbour_dtype!r}")
+        self._neighbour_dtype = neighbour_dtype
         super().__init__(
             policy,
             env,
@@ -146,13 +143,32 @@ class DiffCatSAC(CategoricalSAC):
         if _init_setup_model:
             self._setup_model()
 
+    @property
+    def neighbour_dtype(self) -> str:
+        return self._neighbour_dtype
+
+    @neighbour_dtype.setter
+    def neighbour_dtype(self, value: str) -> None:
+        self._neighbour_dtype = value
+        self._resolve_neighbour_matmul_dtype()
+
+    def _resolve_neighbour_matmul_dtype(self) -> None:
+        # once per device, out of the update: the hardware probe would break the compiled graph
+        resolved = resolve_neighbour_dtype(self._neighbour_dtype, self.device)
+        self._neighbour_matmul_dtype = NEIGHBOUR_DTYPES[resolved]
+
     def _setup_model(self) -> None:
+        self._resolve_neighbour_matmul_dtype()
         super()._setup_model()
         if self.exact_target and not isinstance(self.action_space, spaces.Discrete):
             raise ValueError(
                 f"exact_target=True enumerates the actions of a single Discrete space; got {self.action_space}. "
                 "Use exact_target=False (sampled next action) for MultiDiscrete/MultiBinary spaces"
             )
+
+    def _excluded_save_params(self) -> list:
+        # resolved again on load, for the device it loads on
+        return super()._excluded_save_params() + ["_neighbour_matmul_dtype"]
 
     def pathwise_q(self, obs: th.Tensor, action: th.Tensor) -> th.Tensor:
         """``Q(s, a~)`` (twin critics reduced by ``twin_q``) for the actor loss, shape ``(batch,)``.
@@ -167,8 +183,7 @@ class DiffCatSAC(CategoricalSAC):
             return self.reduce_twin(self.critic(obs, action)).squeeze(-1)
         with th.no_grad():
             hard = action.detach()
-            matmul_dtype = NEIGHBOUR_DTYPES[resolve_neighbour_dtype(self.neighbour_dtype, self.device)]
-            q_neighbours = self.reduce_twin(self.critic.neighbour_values(obs, hard, matmul_dtype))
+            q_neighbours = self.reduce_twin(self.critic.neighbour_values(obs, hard, self._neighbour_matmul_dtype))
             # the neighbour of a in its own category is a itself: read Q(s, a) off the first factor
             q_hard = (q_neighbours * hard)[:, : self.action_dims[0]].sum(-1)
         return q_hard + ((action - hard) * q_neighbours).sum(-1)
