@@ -237,3 +237,39 @@ def test_curve_stats_on_a_hand_built_curve():
     assert a["first_step_at_threshold_mean"] == 2 and a["first_step_at_threshold_worst"] == 2
     assert a["evaluations_below_after_first"] == 1 and a["seeds_never_at_threshold"] == 0
     assert b["first_step_at_threshold_mean"] == "never" and b["seeds_never_at_threshold"] == 1
+
+
+def test_neighbour_q_spread_matches_the_enumerated_critic(tmp_path, capsys):
+    """The spreads come from the critic's values at every category of each factor, with the other
+    factors at the sampled action: checked against one critic call per neighbour."""
+    import torch as th
+
+    import rl_diffcat.envs  # noqa: F401
+    from rl_diffcat.agents import DiffCatSAC
+
+    script = load_script("neighbour_q_spread")
+    env_id = "rl_diffcat/PolyProg-D4-v0"
+    model = DiffCatSAC("MlpPolicy", env_id, policy_kwargs={"net_arch": [16]}, seed=0)
+    obs = script.visited_states(model, env_id, steps=12, seed=0)
+    th.manual_seed(1)
+    value_range, value_std, scale = script.factor_spreads(model, obs)
+    th.manual_seed(1)
+    hard = model.actor.distribution(obs).sample()  # the same draw as inside factor_spreads
+    n_factors, n_categories = len(model.action_dims), model.action_dims[0]
+    values = th.empty(len(obs), n_factors, n_categories)
+    with th.no_grad():
+        for factor in range(n_factors):
+            for category in range(n_categories):
+                action = hard.clone().view(len(obs), n_factors, n_categories)
+                action[:, factor] = th.nn.functional.one_hot(th.tensor(category), n_categories).float()
+                values[:, factor, category] = model.reduce_twin(model.critic(obs, action.flatten(1))).squeeze(-1)
+        expected_scale = model.reduce_twin(model.critic(obs, hard)).abs().mean()
+    assert value_range.shape == (len(obs), n_factors)
+    assert math.isclose(scale, float(expected_scale), rel_tol=1e-5)
+    th.testing.assert_close(th.as_tensor(value_range), (values.max(-1).values - values.min(-1).values) / expected_scale, rtol=1e-4, atol=1e-6)
+    th.testing.assert_close(th.as_tensor(value_std), values.std(-1) / expected_scale, rtol=1e-4, atol=1e-6)
+
+    model.save(tmp_path / "model.zip")
+    script.main([str(tmp_path / "model.zip"), env_id, "--steps", "8"])
+    printed = capsys.readouterr().out
+    assert "4 states x 4 factors of 2 categories" in printed and printed.count("quartiles") == 2
