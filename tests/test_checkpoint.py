@@ -229,3 +229,95 @@ def test_report_only_shows_a_checkpointed_run_as_in_progress(tmp_path, monkeypat
     table = open(os.path.join(results, "summary.md")).read()
     assert f"| diffcat-sac | 0 of 1 | {STEPS} | no finished run |" in table
     assert f"in progress: last evaluation {last['mean_return']:.1f} at step {int(last['step'])} of {STEPS}" in table
+
+
+class _BufferHolder:
+    """The part of an off-policy SB3 model that saves and loads its replay buffer."""
+
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+    save_replay_buffer = OffPolicyAlgorithm.save_replay_buffer
+    load_replay_buffer = OffPolicyAlgorithm.load_replay_buffer
+
+    def __init__(self, buffer):
+        self.replay_buffer, self.verbose, self.device = buffer, 0, "cpu"
+
+
+def _filled_buffer(kind, n_transitions, capacity=500, optimize_memory_usage=False):
+    import numpy as np
+    from gymnasium import spaces
+    from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+
+    box = spaces.Box(-1, 1, (3,), dtype=np.float32)
+    if kind == "dict":
+        buffer = DictReplayBuffer(capacity, spaces.Dict({"a": box, "b": spaces.Discrete(4)}), spaces.MultiDiscrete([3, 5]), device="cpu")
+    else:
+        buffer = ReplayBuffer(
+            capacity, box, spaces.MultiDiscrete([3, 5]), device="cpu",
+            optimize_memory_usage=optimize_memory_usage, handle_timeout_termination=not optimize_memory_usage,
+        )
+    rng = np.random.default_rng(0)
+    space = buffer.observation_space
+    for _ in range(n_transitions):
+        obs = {key: np.array([sub.sample()]) for key, sub in space.spaces.items()} if kind == "dict" else rng.uniform(-1, 1, (1, 3))
+        next_obs = {key: np.array([sub.sample()]) for key, sub in space.spaces.items()} if kind == "dict" else rng.uniform(-1, 1, (1, 3))
+        buffer.add(obs, next_obs, rng.integers(0, 3, (1, 2)), rng.normal(size=1), rng.random(1) < 0.1, [{"TimeLimit.truncated": bool(rng.random() < 0.05)}])
+    return buffer
+
+
+def _buffer_arrays(buffer):
+    import numpy as np
+
+    arrays = {}
+    for name, value in vars(buffer).items():
+        if isinstance(value, dict) and all(isinstance(item, np.ndarray) for item in value.values()):
+            arrays.update({f"{name}.{key}": item for key, item in value.items()})
+        elif hasattr(value, "shape") and getattr(value, "ndim", 0) >= 1:
+            arrays[name] = value
+    return arrays
+
+
+@pytest.mark.parametrize("kind, optimize_memory_usage", [("plain", False), ("plain", True), ("dict", False)])
+def test_replay_buffer_checkpoint_holds_only_the_filled_rows_and_grows_back(kind, optimize_memory_usage, tmp_path):
+    """A buffer 37 transitions into 500 is written cut to its filled rows, and comes back with its
+    capacity, every array equal to the original's, and sampling and wrapping as before."""
+    import numpy as np
+
+    buffer = _filled_buffer(kind, 37, optimize_memory_usage=optimize_memory_usage)
+    checkpoint_module.save_replay_buffer(_BufferHolder(buffer), str(tmp_path / "cut.pkl"))
+    _BufferHolder(buffer).save_replay_buffer(str(tmp_path / "whole.pkl"))
+    assert os.path.getsize(tmp_path / "cut.pkl") < 0.2 * os.path.getsize(tmp_path / "whole.pkl")
+
+    loaded = _BufferHolder(None)
+    checkpoint_module.load_replay_buffer(loaded, str(tmp_path / "cut.pkl"))
+    restored = loaded.replay_buffer
+    assert type(restored) is type(buffer) and not hasattr(restored, checkpoint_module.CUT_ATTRIBUTE)
+    assert (restored.buffer_size, restored.pos, restored.full) == (500, 37, False)
+    original, back = _buffer_arrays(buffer), _buffer_arrays(restored)
+    assert original.keys() == back.keys() and len(original) >= 5
+    for name, array in original.items():
+        assert back[name].shape == array.shape and back[name].dtype == array.dtype, name
+        np.testing.assert_array_equal(back[name], array, err_msg=name)
+    # The restored buffer fills up and wraps around like one that was never saved.
+    assert restored.sample(8).rewards.shape == (8, 1)
+    more = _filled_buffer(kind, 500, optimize_memory_usage=optimize_memory_usage)
+    for index in range(480):
+        source = {key: item[index] for key, item in more.observations.items()} if kind == "dict" else more.observations[index]
+        restored.add(source, source, more.actions[index], more.rewards[index], more.dones[index], [{}])
+    assert restored.full and restored.pos == (37 + 480) % 500
+
+
+def test_full_and_sb3_written_buffers_load_unchanged(tmp_path):
+    """A full buffer is saved whole, and a buffer SB3's save_replay_buffer wrote (checkpoints from
+    before buffers were cut) loads as it is."""
+    import numpy as np
+
+    full = _filled_buffer("plain", 520)
+    checkpoint_module.save_replay_buffer(_BufferHolder(full), str(tmp_path / "full.pkl"))
+    partial = _filled_buffer("plain", 37)
+    _BufferHolder(partial).save_replay_buffer(str(tmp_path / "sb3.pkl"))
+    for name, buffer in (("full.pkl", full), ("sb3.pkl", partial)):
+        loaded = _BufferHolder(None)
+        checkpoint_module.load_replay_buffer(loaded, str(tmp_path / name))
+        assert (loaded.replay_buffer.pos, loaded.replay_buffer.full) == (buffer.pos, buffer.full)
+        np.testing.assert_array_equal(loaded.replay_buffer.observations, buffer.observations)

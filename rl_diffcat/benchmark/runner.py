@@ -30,7 +30,13 @@ from rl_diffcat.benchmark.algos import (
     parse_algo,
 )
 from rl_diffcat.benchmark.callbacks import EvalCurveCallback
-from rl_diffcat.benchmark.checkpoint import RunCheckpointCallback, config_differences, read_checkpoint, remove_checkpoint
+from rl_diffcat.benchmark.checkpoint import (
+    RunCheckpointCallback,
+    config_differences,
+    load_replay_buffer,
+    read_checkpoint,
+    remove_checkpoint,
+)
 from rl_diffcat.benchmark.progress import wait_reporting_progress
 
 
@@ -131,7 +137,7 @@ def train_run(
         run_seed = seed + state["step"]
         model = load_model(label, env_id, params, state["model"], run_seed, device, tensorboard_log, verbose)
         if state["replay_buffer"] is not None:
-            model.load_replay_buffer(state["replay_buffer"])
+            load_replay_buffer(model, state["replay_buffer"])
         log(f"resuming {label} on {env_id} (seed {seed}) from its checkpoint at step {state['step']} of {steps}")
     else:
         if checkpoint_freq:
