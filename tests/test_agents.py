@@ -13,6 +13,7 @@ from stable_baselines3.common.logger import configure
 
 from conftest import requires_cuda
 from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
+from rl_diffcat.agents.common.policies import OneHotCritic
 from rl_diffcat.samplers import SAMPLERS
 
 SMALL = dict(learning_starts=50, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[16, 16]))
@@ -133,8 +134,11 @@ def test_actor_gradient_flows_through_the_sampled_action(sampler, q_gradient):
     assert grad_norm > 0
 
 
-@pytest.mark.parametrize("nvec", [[2, 3, 4], [3, 3, 3], [5]])  # unequal and equal factors take two code paths
-def test_neighbour_values_switch_one_factor_at_a_time(nvec):
+@pytest.mark.parametrize("pair_table", [True, False])  # the table of first-layer differences, or gathers
+@pytest.mark.parametrize("nvec", [[2, 3, 4], [3, 3, 3], [5], [2, 1, 3]])
+def test_neighbour_values_switch_one_factor_at_a_time(nvec, pair_table, monkeypatch):
+    if not pair_table:
+        monkeypatch.setattr(OneHotCritic, "max_pair_table_rows", 0)
     space = spaces.MultiDiscrete(nvec)
     model = DiffCatSAC("MlpPolicy", FactoredEnv(space), seed=0, **SMALL)
     obs = th.rand(5, 4)
@@ -149,6 +153,7 @@ def test_neighbour_values_switch_one_factor_at_a_time(nvec):
             for got, want in zip(values, expected):
                 th.testing.assert_close(got[:, column], want.squeeze(-1))
             column += 1
+    assert model.critic.pair_table == pair_table
 
 
 def test_neighbour_gradient_equals_autograd_for_a_linear_critic():

@@ -149,12 +149,6 @@ class TwinCritic(TraceableFeatures, BaseModel):
         self.share_features_extractor = share_features_extractor
         self.n_critics = n_critics
         in_dim, out_dim = self.q_net_dims(features_dim)
-        # Index tables for neighbour_values, built once instead of every gradient step (not saved):
-        # the factor of each one-hot column and the first column of each factor.
-        dims = th.tensor(self.action_dims)
-        self.register_buffer("column_factor", th.repeat_interleave(th.arange(len(dims)), dims), persistent=False)
-        self.register_buffer("factor_start", th.cumsum(dims, 0) - dims, persistent=False)
-        self.equal_factors = len(set(self.action_dims)) == 1
         self.q_networks: List[nn.Module] = []
         for idx in range(n_critics):
             q_net = nn.Sequential(*create_mlp(in_dim, out_dim, net_arch, activation_fn))
@@ -197,6 +191,51 @@ class OneHotCritic(TwinCritic):
     what makes combinatorial (``MultiDiscrete``/``MultiBinary``) action spaces tractable.
     """
 
+    #: Largest table of first-layer differences (rows of ``hidden`` floats) neighbour_values builds.
+    max_pair_table_rows: ClassVar[int] = 16384
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._build_neighbour_tables()
+
+    def _build_neighbour_tables(self) -> None:
+        """Index tables of :meth:`OneHotCritic.neighbour_values`, built once (buffers, not saved).
+
+        A neighbour of ``a`` switches one factor ``i`` to another of its categories: slot ``r`` of
+        factor ``i`` (``0 <= r < K_i - 1``) is category ``r``, or ``r + 1`` from ``a_i`` on. Its
+        first-layer input differs from ``a``'s by ``W[:, k] - W[:, a_i]``, one row of a table of
+        every ordered pair ``(a_i, k != a_i)`` of each factor. Past ``max_pair_table_rows`` pairs (a
+        single ``Discrete(K)`` with ``K`` in the hundreds) the two columns are gathered per state instead.
+        """
+        self.pair_table = sum(k * (k - 1) for k in self.action_dims) <= self.max_pair_table_rows
+        slot_factor, slot_offset, pair_from, pair_to, pair_base, stride = [], [], [], [], [], []
+        start, n_pairs = 0, 0
+        for factor, k in enumerate(self.action_dims):
+            if self.pair_table:
+                pairs = [(current, other) for current in range(k) for other in range(k) if other != current]
+                pair_from += [start + current for current, _ in pairs]
+                pair_to += [start + other for _, other in pairs]
+            for offset in range(k - 1):
+                slot_factor.append(factor)
+                slot_offset.append(offset)
+                pair_base.append(n_pairs + offset)
+                stride.append(k - 1)
+            start, n_pairs = start + k, n_pairs + k * (k - 1)
+        long = dict(dtype=th.long)
+        starts = th.tensor(self.action_dims, **long).cumsum(0) - th.tensor(self.action_dims, **long)
+        slot_factor_t = th.tensor(slot_factor, **long)
+        for name, value in (
+            ("factor_start", starts),
+            ("slot_factor", slot_factor_t),
+            ("slot_offset", th.tensor(slot_offset, **long)),
+            ("slot_column_base", starts[slot_factor_t] + th.tensor(slot_offset, **long)),
+            ("slot_pair_base", th.tensor(pair_base, **long)),
+            ("slot_pair_stride", th.tensor(stride, **long)),
+            ("pair_from", th.tensor(pair_from, **long)),
+            ("pair_to", th.tensor(pair_to, **long)),
+        ):
+            self.register_buffer(name, value, persistent=False)
+
     def q_net_dims(self, features_dim: int) -> Tuple[int, int]:
         return features_dim + sum(self.action_dims), 1
 
@@ -219,28 +258,34 @@ class OneHotCritic(TwinCritic):
         :return: one ``(batch, sum(K_i))`` tensor per critic."""
         features = self.features(obs)
         one_hot = one_hot_actions.to(features.dtype)
-        # Only the first layer sees the action, so a neighbour's first pre-activation is a's plus the
-        # difference of two weight columns: one matmul per state instead of one per neighbour.
-        current = th.stack(
-            [block.argmax(-1) for block in th.split(one_hot, self.action_dims, dim=-1)], dim=-1
-        ) + self.factor_start  # (batch, n_factors): column of a's category in each factor
+        category = th.stack([block.argmax(-1) for block in th.split(one_hot, self.action_dims, dim=-1)], dim=-1)
+        # a itself is evaluated once; the other neighbours, slot by slot (see _build_neighbour_tables):
+        slot_category = category[:, self.slot_factor]  # (batch, slots): a's category in the slot's factor
+        other_column = self.slot_column_base + (self.slot_offset >= slot_category).long()  # one-hot column
+        if self.pair_table:
+            pair = self.slot_pair_base + slot_category * self.slot_pair_stride  # row of the difference table
+        else:
+            current_column = slot_category + self.factor_start[self.slot_factor]
         n_features = features.shape[1]
         values = []
         for q_net in self.q_networks:
             first, rest = q_net[0], q_net[1:]
-            # (sum K, hidden): row j = the weights of column j (contiguous: rows are gathered below)
-            action_weight = first.weight[:, n_features:].T.contiguous()
-            at_a = first(th.cat([features, one_hot], dim=1)).unsqueeze(1)
-            without_factor = at_a - action_weight[current]  # (batch, n_factors, hidden): a minus factor i's column
-            if self.equal_factors:
-                n_factors = len(self.action_dims)
-                pre_activation = (without_factor.unsqueeze(2) + action_weight.view(n_factors, -1, action_weight.shape[1])).flatten(1, 2)
+            # Only the first layer sees the action, so a neighbour's first pre-activation is a's plus
+            # the difference of two weight columns: one matmul per state instead of one per neighbour.
+            action_weight = first.weight[:, n_features:].T  # (sum K, hidden): row j = column j
+            if self.pair_table:
+                difference = action_weight[self.pair_to] - action_weight[self.pair_from]  # (pairs, hidden)
+                switch = F.embedding(pair, difference)  # (batch, slots, hidden)
             else:
-                pre_activation = without_factor[:, self.column_factor] + action_weight
+                switch = F.embedding(other_column, action_weight) - F.embedding(current_column, action_weight)
+            at_a = first(th.cat([features, one_hot], dim=1)).unsqueeze(1)  # (batch, 1, hidden)
+            pre_activation = switch.add_(at_a)
             if matmul_dtype is None:
-                values.append(rest(pre_activation).squeeze(-1))
+                q_others = rest(pre_activation).squeeze(-1)
             else:
-                values.append(_difference_forward(rest, at_a, pre_activation, matmul_dtype).squeeze(-1))
+                q_others = _difference_forward(rest, at_a, pre_activation, matmul_dtype).squeeze(-1)
+            q_a = rest(at_a).squeeze(-1)  # (batch, 1)
+            values.append(q_a.expand(-1, one_hot.shape[1]).scatter(1, other_column, q_others))
         return tuple(values)
 
     def all_actions(self, obs: PyTorchObs) -> Tuple[th.Tensor, ...]:

@@ -77,7 +77,8 @@ class DiffCatSAC(CategoricalSAC):
         gradient of the critic's multilinear extension; ``"autograd"``: back-propagation through the
         critic network at the one-hot input (the textbook pathwise loss).
     :param neighbour_dtype: precision of the hidden matrix products of ``q_gradient="neighbours"``,
-        the bulk of an update on large factored spaces (66 neighbours per state on HalfCheetah).
+        the bulk of an update on large factored spaces (``a`` and its 60 neighbours per state on
+        HalfCheetah).
         ``"float32"`` (default), ``"bfloat16"``, or ``"auto"`` (bfloat16 only where the device
         multiplies it in hardware, see :func:`has_fast_bfloat16`; the choice is made per machine,
         so a model saved with ``"auto"`` picks again where it is loaded). bfloat16: products on each
