@@ -228,6 +228,21 @@ def test_bfloat16_neighbours_train_and_bad_dtype_is_refused():
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
     with pytest.raises(ValueError, match="neighbour_dtype must be one of"):
         DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), neighbour_dtype="float16", **SMALL)
+    with pytest.raises(ValueError, match="neighbour_dtype must be one of"):
+        model.neighbour_dtype = "float16"
+    assert model.neighbour_dtype == "bfloat16"
+
+
+def test_load_takes_neighbour_dtype_over_the_saved_one(tmp_path):
+    """SB3's ``load(path, **kwargs)`` sets attributes; this one is a property and must not be shadowed."""
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiDiscrete([3, 2])), seed=0, neighbour_dtype="bfloat16", **SMALL)
+    model.save(tmp_path / "model")
+    assert DiffCatSAC.load(tmp_path / "model")._neighbour_matmul_dtype == th.bfloat16
+    loaded = DiffCatSAC.load(tmp_path / "model", neighbour_dtype="float32")
+    assert loaded.neighbour_dtype == "float32" and loaded._neighbour_matmul_dtype is None
+    assert "neighbour_dtype" not in loaded.__dict__
+    with pytest.raises(ValueError, match="neighbour_dtype must be one of"):
+        DiffCatSAC.load(tmp_path / "model", neighbour_dtype="float16")
 
 
 def test_auto_neighbour_dtype_takes_bfloat16_only_with_hardware_support(monkeypatch):

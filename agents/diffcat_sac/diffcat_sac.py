@@ -30,6 +30,12 @@ def has_fast_bfloat16(device: th.device) -> bool:
     return False
 
 
+def _checked_neighbour_dtype(neighbour_dtype: str) -> str:
+    if neighbour_dtype not in (*NEIGHBOUR_DTYPES, "auto"):
+        raise ValueError(f"neighbour_dtype must be one of {[*NEIGHBOUR_DTYPES, 'auto']}, got {neighbour_dtype!r}")
+    return neighbour_dtype
+
+
 def resolve_neighbour_dtype(neighbour_dtype: str, device: th.device) -> str:
     """``"auto"`` becomes ``"bfloat16"`` where ``device`` has fast bfloat16, else ``"float32"``."""
     if neighbour_dtype != "auto":
@@ -129,9 +135,7 @@ class DiffCatSAC(CategoricalSAC):
         if q_gradient not in Q_GRADIENTS:
             raise ValueError(f"q_gradient must be one of {Q_GRADIENTS}, got {q_gradient!r}")
         self.q_gradient = q_gradient
-        if neighbour_dtype not in (*NEIGHBOUR_DTYPES, "auto"):
-            raise ValueError(f"neighbour_dtype must be one of {[*NEIGHBOUR_DTYPES, 'auto']}, got {neighbour_dtype!r}")
-        self._neighbour_dtype = neighbour_dtype
+        self._neighbour_dtype = _checked_neighbour_dtype(neighbour_dtype)
         super().__init__(
             policy,
             env,
@@ -150,7 +154,7 @@ class DiffCatSAC(CategoricalSAC):
 
     @neighbour_dtype.setter
     def neighbour_dtype(self, value: str) -> None:
-        self._neighbour_dtype = value
+        self._neighbour_dtype = _checked_neighbour_dtype(value)
         self._resolve_neighbour_matmul_dtype()
 
     def _resolve_neighbour_matmul_dtype(self) -> None:
@@ -159,6 +163,10 @@ class DiffCatSAC(CategoricalSAC):
         self._neighbour_matmul_dtype = NEIGHBOUR_DTYPES[resolved]
 
     def _setup_model(self) -> None:
+        # ``load(path, neighbour_dtype=...)`` puts the keyword into __dict__, which the property
+        # would shadow: take it over the saved value, as SB3 does for its other load keywords.
+        if "neighbour_dtype" in self.__dict__:
+            self._neighbour_dtype = _checked_neighbour_dtype(self.__dict__.pop("neighbour_dtype"))
         self._resolve_neighbour_matmul_dtype()
         super()._setup_model()
         if self.exact_target and not isinstance(self.action_space, spaces.Discrete):
