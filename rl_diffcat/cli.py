@@ -114,13 +114,26 @@ def _check_device(device: str) -> None:
         raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device auto or --device cpu")
 
 
+def _check_at_least(args: argparse.Namespace, minimums: Dict[str, int]) -> None:
+    """Refuse a flag given below its minimum (0 evaluation episodes, say) instead of replacing it."""
+    for name, minimum in minimums.items():
+        value = getattr(args, name, None)
+        if value is not None and value < minimum:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
+
+# Flags of both commands that count something and may not be zero or negative.
+_COUNT_FLAGS = {"steps": 1, "eval_freq": 1, "eval_episodes": 1, "threads": 1, "checkpoint_freq": 0}
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
     from rl_diffcat.benchmark.runner import train_run
 
     _check_device(args.device)
-    if args.threads:
+    _check_at_least(args, _COUNT_FLAGS)
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     label = algo_label(args.algo, args.sampler)
     save_path = args.save_path or f"models/{args.env_id.replace('/', '-')}_{label.replace(':', '-')}_seed{args.seed}.zip"
@@ -134,7 +147,7 @@ def _train(args: argparse.Namespace) -> int:
         overrides=_parse_overrides(args.hyperparams),
         device=args.device,
         eval_freq=args.eval_freq,
-        n_eval_episodes=args.eval_episodes or 10,
+        n_eval_episodes=10 if args.eval_episodes is None else args.eval_episodes,
         eval_csv=args.eval_csv,
         save_path=save_path,
         tensorboard_log=args.tensorboard_log,
@@ -162,6 +175,7 @@ def _compare(args: argparse.Namespace) -> int:
     from rl_diffcat.benchmark.runner import plan_runs, run_compare
 
     _check_device(args.device)
+    _check_at_least(args, {**_COUNT_FLAGS, "seeds": 1, "jobs": 1})
     config = dict(COMPARE_DEFAULTS)
     if args.preset:
         config.update(PRESETS[args.preset])
@@ -177,10 +191,6 @@ def _compare(args: argparse.Namespace) -> int:
         "overlay": args.overlay,
     }
     config.update({key: value for key, value in given.items() if value is not None})
-    if config["seeds"] < 1:
-        raise ValueError(f"--seeds must be >= 1, got {config['seeds']}")
-    if args.checkpoint_freq is not None and args.checkpoint_freq < 0:
-        raise ValueError(f"--checkpoint-freq must be >= 0, got {args.checkpoint_freq}")
     specs = plan_runs(
         config["envs"],
         config["algos"],

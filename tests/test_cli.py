@@ -166,7 +166,14 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
         (["compare", "--envs", "Pendulum-v1", "--algos", "ppo", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--algos", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
         (["compare", "--algos", "ppo", "--checkpoint-freq", "-5"], "--checkpoint-freq must be >= 0"),
-        (["train", ENV, "--algo", "ppo", "--steps", "10", "--checkpoint-freq", "-5"], "checkpoint_freq must be >= 0"),
+        (["train", ENV, "--algo", "ppo", "--steps", "10", "--checkpoint-freq", "-5"], "--checkpoint-freq must be >= 0"),
+        # zero counts are refused, not replaced by the defaults
+        (["train", ENV, "--algo", "ppo", "--steps", "10", "--eval-episodes", "0"], "--eval-episodes must be >= 1, got 0"),
+        (["train", ENV, "--algo", "ppo", "--steps", "10", "--eval-freq", "0"], "--eval-freq must be >= 1, got 0"),
+        (["train", ENV, "--algo", "ppo", "--steps", "10", "--threads", "0"], "--threads must be >= 1, got 0"),
+        (["train", ENV, "--algo", "ppo", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["compare", "--algos", "ppo", "--jobs", "0"], "--jobs must be >= 1, got 0"),
+        (["compare", "--algos", "ppo", "--eval-freq", "0"], "--eval-freq must be >= 1, got 0"),
         (["train", ENV, "--algo", "ppo", "--hyperparams", "oops"], "KEY=VALUE"),
         pytest.param(
             ["train", ENV, "--algo", "ppo", "--device", "cuda"],

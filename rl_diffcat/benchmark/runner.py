@@ -122,7 +122,7 @@ def train_run(
         raise ValueError(f"checkpoint_freq must be >= 0, got {checkpoint_freq}")
     if (checkpoint_freq or resume) and checkpoint_dir is None:
         raise ValueError("checkpoint_freq and resume need a checkpoint_dir")
-    eval_freq = eval_freq or default_eval_freq(steps)
+    eval_freq = default_eval_freq(steps) if eval_freq is None else eval_freq
     label = algo_label(algo, sampler)
     config = run_config(env_id, label, seed, steps, eval_freq, n_eval_episodes, params)
     state = read_checkpoint(checkpoint_dir) if resume and checkpoint_dir is not None else None
