@@ -7,16 +7,17 @@
     python examples/agent_speed.py --halfcheetah --only "DiffCatSAC[HalfCheetah, neighbours]" "DiffCatSAC[HalfCheetah, autograd]"
 
 DiffCatSAC is timed with both ``q_gradient`` modes (and with ``--compile`` its ``torch.compile``d
-update; with ``--cuda-graph`` its ``cuda_graph=True`` step, with ``--compile`` also compiled). All agents get the same network sizes (``--net-arch``), batch size and replay ratio (one
-gradient step per env step). DiffCatSAC runs on ``rl_diffcat/Pendulum-Discrete-v0`` (11 bins),
-SB3's SAC on ``Pendulum-v1``. ``--minatar`` adds DiffCatSAC and DiscreteSAC with the MinAtar CNN on
+update; with ``--cuda-graph`` its ``cuda_graph=True`` step, with ``--compile`` also compiled).
+All agents get the same network sizes (``--net-arch``), batch size and replay ratio (one gradient
+step per env step). DiffCatSAC runs on ``rl_diffcat/Pendulum-Discrete-v0`` (11 bins), SB3's SAC on
+``Pendulum-v1``. ``--minatar`` adds DiffCatSAC and DiscreteSAC with the MinAtar CNN on
 ``rl_diffcat/MinAtar-Breakout-v0`` (SB3's SAC cannot act there: its actions are discrete), whose
 ratios are to DiscreteSAC. ``--halfcheetah`` adds DiffCatSAC on ``rl_diffcat/HalfCheetah-Discrete-v0``
-(6 joints x 11 bins, so ``neighbours`` evaluates the critics at 66 actions per state) against SB3's
-SAC on ``HalfCheetah-v5`` (needs MuJoCo), in float32 and with ``neighbour_dtype="bfloat16"``
-(with ``--compile`` also compiled: the yml entry's setting). The agents are timed in alternation, ``--repeats`` times each, and the
-best time of each is kept, which damps the noise of a shared machine. Compilation happens before
-the timing. Prints a Markdown table and writes it as CSV (``--out``).
+(6 joints x 11 bins, so ``neighbours`` evaluates the critics at 61 actions per state: the sampled
+one and its 60 neighbours) against SB3's SAC on ``HalfCheetah-v5`` (needs MuJoCo), in float32 and
+with ``neighbour_dtype="bfloat16"`` (with ``--compile`` also compiled: the yml entry's setting).
+The agents are timed in alternation, ``--repeats`` times each, and the best time of each is kept,
+which damps the noise of a shared machine. Compilation happens before the timing. Prints a Markdown table and writes it as CSV (``--out``).
 """
 
 from __future__ import annotations

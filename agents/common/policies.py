@@ -272,7 +272,7 @@ class OneHotCritic(TwinCritic):
             first, rest = q_net[0], q_net[1:]
             # Only the first layer sees the action, so a neighbour's first pre-activation is a's plus
             # the difference of two weight columns: one matmul per state instead of one per neighbour.
-            action_weight = first.weight[:, n_features:].T  # (sum K, hidden): row j = column j
+            action_weight = first.weight[:, n_features:].T.contiguous()  # (sum K, hidden): row j = column j
             if self.pair_table:
                 difference = action_weight[self.pair_to] - action_weight[self.pair_from]  # (pairs, hidden)
                 switch = F.embedding(pair, difference)  # (batch, slots, hidden)
