@@ -273,3 +273,16 @@ def test_neighbour_q_spread_matches_the_enumerated_critic(tmp_path, capsys):
     script.main([str(tmp_path / "model.zip"), env_id, "--steps", "8"])
     printed = capsys.readouterr().out
     assert "4 states x 4 factors of 2 categories" in printed and printed.count("quartiles") == 2
+
+
+def test_neighbour_values_speed_times_versions_that_agree(tmp_path, capsys):
+    script = load_script("neighbour_values_speed")
+    rows = script.measure([3, 1, 4], batch=5, hidden=8, repeats=2, compile_=False, against=None)
+    assert [row["version"] for row in rows] == ["current", "plain"]
+    assert all(float(row["max abs difference"]) < 1e-5 and row["ms per call"] >= 0 for row in rows)
+    assert rows[0]["rows per state (current)"] == 1 + 2 + 0 + 3
+    if (EXAMPLES.parent / ".git").exists():  # --against reads an older policies.py from git
+        script.main(["--nvec", "2,3", "--batch", "4", "--hidden", "8", "--repeats", "1", "--against", "HEAD", "--out", str(tmp_path / "t.csv")])
+        assert "| 2x3 | at HEAD | False |" in capsys.readouterr().out
+        table = pd.read_csv(tmp_path / "t.csv")
+        assert len(table) == 3 and (table["max abs difference"] < 1e-5).all()

@@ -1,0 +1,146 @@
+"""Time ``OneHotCritic.neighbour_values`` (the critic at the sampled action and every action one
+factor away, what DiffCatSAC's actor gradient reads) against a plain evaluation and, optionally,
+against the same critic class at an earlier git revision.
+
+    OMP_NUM_THREADS=1 python examples/neighbour_values_speed.py --nvec 11,11,11,11,11,11 2,2,2,2,2,2,2,2 3,3,5
+    python examples/neighbour_values_speed.py --against 6eaff34~1 --compile
+
+"plain" builds the ``1 + sum_i (K_i - 1)`` one-hot actions of every state and runs the whole
+critic on each, the first layer included. ``--against REV`` imports ``agents/common/policies.py``
+as it was at ``REV`` (from git) and times its ``neighbour_values`` too. Every version gets the same
+weights and inputs; the largest difference from the current values is printed beside the times,
+so a faster row that computes something else shows. Each row is the median of ``--repeats``
+calls, timed in alternation with ``time.thread_time`` (CPU time of this thread, which a busy
+machine disturbs less than wall time). Writes the table as CSV (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import FlattenExtractor
+
+from _tables import write_rows  # examples/_tables.py
+from rl_diffcat.agents.common import policies
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def critic_module_at(revision: str):
+    """``agents/common/policies.py`` as it was at ``revision``, imported as a separate module."""
+    source = subprocess.run(
+        ["git", "-C", REPO, "show", f"{revision}:agents/common/policies.py"], check=True, capture_output=True, text=True
+    ).stdout
+    path = os.path.join(tempfile.mkdtemp(), "policies_at_revision.py")
+    with open(path, "w") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location("policies_at_revision", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def plain_neighbour_values(critic: policies.OneHotCritic, obs: th.Tensor, one_hot: th.Tensor) -> Tuple[th.Tensor, ...]:
+    """The same values as ``neighbour_values``, one full critic forward per (state, neighbour)."""
+    batch, width = one_hot.shape
+    rows = one_hot.unsqueeze(1).repeat(1, width, 1)  # row j: factor of column j switched to column j
+    start = 0
+    for k in critic.action_dims:
+        rows[:, start : start + k, start : start + k] = th.eye(k)
+        start += k
+    values = critic(obs.repeat_interleave(width, 0), rows.flatten(0, 1))
+    return tuple(value.view(batch, width) for value in values)
+
+
+def time_calls(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median CPU seconds per call, the calls timed in alternation after two warm-up rounds."""
+    for _ in range(2):
+        for call in calls.values():
+            call()
+    times: Dict[str, List[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            tic = time.thread_time()
+            call()
+            times[name].append(time.thread_time() - tic)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def measure(nvec: List[int], batch: int, hidden: int, repeats: int, compile_: bool, against: Optional[object], seed: int = 0) -> List[Dict[str, object]]:
+    obs_space = spaces.Box(-1.0, 1.0, (17,))
+    action_space = spaces.MultiDiscrete(nvec)
+
+    def critic_from(module) -> policies.OneHotCritic:
+        return module.OneHotCritic(obs_space, action_space, [hidden, hidden], FlattenExtractor(obs_space), 17)
+
+    th.manual_seed(seed)
+    current = critic_from(policies)
+    generator = th.Generator().manual_seed(seed)
+    obs = th.rand(batch, 17, generator=generator)
+    actions = [th.randint(0, k, (batch,), generator=generator) for k in nvec]
+    one_hot = th.cat([th.nn.functional.one_hot(a, k).float() for a, k in zip(actions, nvec)], dim=1)
+    versions: Dict[str, Callable[[], Tuple[th.Tensor, ...]]] = {
+        "current": lambda: current.neighbour_values(obs, one_hot),
+        "plain": lambda: plain_neighbour_values(current, obs, one_hot),
+    }
+    if against is not None:
+        older = critic_from(against)
+        older.load_state_dict(current.state_dict())
+        versions["against"] = lambda: older.neighbour_values(obs, one_hot)
+    if compile_:
+        versions = {name: th.compile(call) for name, call in versions.items()}
+    with th.no_grad():
+        reference = versions["current"]()
+        errors = {
+            name: max(float((got - want).abs().max()) for got, want in zip(call(), reference)) for name, call in versions.items()
+        }
+        seconds = time_calls(versions, repeats)
+    rows_per_state = 1 + sum(k - 1 for k in nvec)
+    return [
+        {
+            "nvec": "x".join(map(str, nvec)),
+            "version": name,
+            "compiled": compile_,
+            "ms per call": round(seconds[name] * 1e3, 2),
+            "ratio to current": round(seconds[name] / seconds["current"], 3),
+            "max abs difference": f"{errors[name]:.1e}",
+            "rows per state (current)": rows_per_state,
+        }
+        for name in versions
+    ]
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nvec", nargs="+", default=["11,11,11,11,11,11"], help="MultiDiscrete spaces, e.g. 11,11,11 2,2,2,2")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=256, help="width of the critic's two hidden layers")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--compile", action="store_true", help="time torch.compile'd calls (as compile_update=True runs them)")
+    parser.add_argument("--against", default=None, metavar="REV", help="also time neighbour_values as it was at this git revision")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="results/neighbour_values_speed.csv")
+    args = parser.parse_args(argv)
+    th.set_num_threads(args.threads)
+    against = critic_module_at(args.against) if args.against else None
+    rows: List[Dict[str, object]] = []
+    for text in args.nvec:
+        rows += measure([int(k) for k in text.split(",")], args.batch, args.hidden, args.repeats, args.compile, against)
+    if against is not None:
+        for row in rows:
+            row["version"] = row["version"].replace("against", f"at {args.against}")
+    write_rows(rows, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
