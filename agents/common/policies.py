@@ -207,6 +207,8 @@ class OneHotCritic(TwinCritic):
         every ordered pair ``(a_i, k != a_i)`` of each factor. Past ``max_pair_table_rows`` pairs (a
         single ``Discrete(K)`` with ``K`` in the hundreds) the two columns are gathered per state instead.
         """
+        # One factor (Discrete): a's row is one of the K anyway, so one broadcast over all columns.
+        self.single_factor = len(self.action_dims) == 1
         self.pair_table = sum(k * (k - 1) for k in self.action_dims) <= self.max_pair_table_rows
         slot_factor, slot_offset, pair_from, pair_to, pair_base, stride = [], [], [], [], [], []
         start, n_pairs = 0, 0
@@ -273,20 +275,27 @@ class OneHotCritic(TwinCritic):
             # Only the first layer sees the action, so a neighbour's first pre-activation is a's plus
             # the difference of two weight columns: one matmul per state instead of one per neighbour.
             action_weight = first.weight[:, n_features:].T.contiguous()  # (sum K, hidden): row j = column j
+            at_a = first(th.cat([features, one_hot], dim=1)).unsqueeze(1)  # (batch, 1, hidden)
+            if self.single_factor:  # every action is a neighbour, a included: one broadcast, no gathers
+                pre_activation = (at_a - action_weight[category]) + action_weight  # (batch, K, hidden)
+                values.append(self._rest_forward(rest, at_a, pre_activation, matmul_dtype))
+                continue
             if self.pair_table:
                 difference = action_weight[self.pair_to] - action_weight[self.pair_from]  # (pairs, hidden)
                 switch = F.embedding(pair, difference)  # (batch, slots, hidden)
             else:
                 switch = F.embedding(other_column, action_weight) - F.embedding(current_column, action_weight)
-            at_a = first(th.cat([features, one_hot], dim=1)).unsqueeze(1)  # (batch, 1, hidden)
-            pre_activation = switch.add_(at_a)
-            if matmul_dtype is None:
-                q_others = rest(pre_activation).squeeze(-1)
-            else:
-                q_others = _difference_forward(rest, at_a, pre_activation, matmul_dtype).squeeze(-1)
+            q_others = self._rest_forward(rest, at_a, switch.add_(at_a), matmul_dtype)
             q_a = rest(at_a).squeeze(-1)  # (batch, 1)
             values.append(q_a.expand(-1, one_hot.shape[1]).scatter(1, other_column, q_others))
         return tuple(values)
+
+    @staticmethod
+    def _rest_forward(rest: nn.Sequential, at_a: th.Tensor, pre_activation: th.Tensor, matmul_dtype: Optional[th.dtype]) -> th.Tensor:
+        """The layers after the first on neighbour pre-activations: ``(batch, rows)`` values."""
+        if matmul_dtype is None:
+            return rest(pre_activation).squeeze(-1)
+        return _difference_forward(rest, at_a, pre_activation, matmul_dtype).squeeze(-1)
 
     def all_actions(self, obs: PyTorchObs) -> Tuple[th.Tensor, ...]:
         """Q-values of every action of a single-factor space: one ``(batch, K)`` tensor per critic."""
