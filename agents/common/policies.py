@@ -261,13 +261,14 @@ class OneHotCritic(TwinCritic):
         features = self.features(obs)
         one_hot = one_hot_actions.to(features.dtype)
         category = th.stack([block.argmax(-1) for block in th.split(one_hot, self.action_dims, dim=-1)], dim=-1)
-        # a itself is evaluated once; the other neighbours, slot by slot (see _build_neighbour_tables):
-        slot_category = category[:, self.slot_factor]  # (batch, slots): a's category in the slot's factor
-        other_column = self.slot_column_base + (self.slot_offset >= slot_category).long()  # one-hot column
-        if self.pair_table:
-            pair = self.slot_pair_base + slot_category * self.slot_pair_stride  # row of the difference table
-        else:
-            current_column = slot_category + self.factor_start[self.slot_factor]
+        if not self.single_factor:
+            # a itself is evaluated once; the other neighbours slot by slot (see _build_neighbour_tables):
+            slot_category = category[:, self.slot_factor]  # (batch, slots): a's category in the slot's factor
+            other_column = self.slot_column_base + (self.slot_offset >= slot_category).long()  # one-hot column
+            if self.pair_table:
+                pair = self.slot_pair_base + slot_category * self.slot_pair_stride  # row of the difference table
+            else:
+                current_column = slot_category + self.factor_start[self.slot_factor]
         n_features = features.shape[1]
         values = []
         for q_net in self.q_networks:
