@@ -122,7 +122,7 @@ def _check_at_least(args: argparse.Namespace, minimums: Dict[str, int]) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
 
 
-# Flags of both commands that count something and may not be zero or negative.
+# Flags of both commands that count something, with the smallest value each accepts.
 _COUNT_FLAGS = {"steps": 1, "eval_freq": 1, "eval_episodes": 1, "threads": 1, "checkpoint_freq": 0}
 
 

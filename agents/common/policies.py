@@ -204,8 +204,9 @@ class OneHotCritic(TwinCritic):
         A neighbour of ``a`` switches one factor ``i`` to another of its categories: slot ``r`` of
         factor ``i`` (``0 <= r < K_i - 1``) is category ``r``, or ``r + 1`` from ``a_i`` on. Its
         first-layer input differs from ``a``'s by ``W[:, k] - W[:, a_i]``, one row of a table of
-        every ordered pair ``(a_i, k != a_i)`` of each factor. Past ``max_pair_table_rows`` pairs (a
-        single ``Discrete(K)`` with ``K`` in the hundreds) the two columns are gathered per state instead.
+        every ordered pair ``(a_i, k != a_i)`` of each factor. Past ``max_pair_table_rows`` pairs (factors
+        with categories in the hundreds) the two columns are gathered per state instead. A single
+        factor reads none of these tables: its neighbours are all its columns, one broadcast.
         """
         # One factor (Discrete): a's row is one of the K anyway, so one broadcast over all columns.
         self.single_factor = len(self.action_dims) == 1
