@@ -4,14 +4,16 @@ against the same critic class at an earlier git revision.
 
     OMP_NUM_THREADS=1 python examples/neighbour_values_speed.py --nvec 11,11,11,11,11,11 2,2,2,2,2,2,2,2 3,3,5
     python examples/neighbour_values_speed.py --against 6eaff34~1 --compile
+    python examples/neighbour_values_speed.py --device cuda --against old_policies.py
 
 "plain" builds the ``1 + sum_i (K_i - 1)`` one-hot actions of every state and runs the whole
 critic on each, the first layer included. ``--against REV`` imports ``agents/common/policies.py``
-as it was at ``REV`` (from git) and times its ``neighbour_values`` too. Every version gets the same
+as it was at ``REV`` (from git, or from a file of that path where git is missing) and times its
+``neighbour_values`` too. Every version gets the same
 weights and inputs; the largest difference from the current values is printed beside the times,
 so a faster row that computes something else shows. Each row is the median of ``--repeats``
 calls, timed in alternation with ``time.thread_time`` (CPU time of this thread, which a busy
-machine disturbs less than wall time). Writes the table as CSV (``--out``).
+machine disturbs less than wall time); on CUDA, wall time between synchronizations. Writes the table as CSV (``--out``).
 """
 
 from __future__ import annotations
@@ -37,10 +39,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def critic_module_at(revision: str):
-    """``agents/common/policies.py`` as it was at ``revision``, imported as a separate module."""
-    source = subprocess.run(
-        ["git", "-C", REPO, "show", f"{revision}:agents/common/policies.py"], check=True, capture_output=True, text=True
-    ).stdout
+    """``agents/common/policies.py`` as it was at ``revision`` (or the file at that path), imported
+    as a separate module."""
+    if os.path.isfile(revision):
+        with open(revision) as f:
+            source = f.read()
+    else:
+        source = subprocess.run(
+            ["git", "-C", REPO, "show", f"{revision}:agents/common/policies.py"], check=True, capture_output=True, text=True
+        ).stdout
     path = os.path.join(tempfile.mkdtemp(), "policies_at_revision.py")
     with open(path, "w") as f:
         f.write(source)
@@ -56,27 +63,37 @@ def plain_neighbour_values(critic: policies.OneHotCritic, obs: th.Tensor, one_ho
     rows = one_hot.unsqueeze(1).repeat(1, width, 1)  # row j: factor of column j switched to column j
     start = 0
     for k in critic.action_dims:
-        rows[:, start : start + k, start : start + k] = th.eye(k)
+        rows[:, start : start + k, start : start + k] = th.eye(k, device=rows.device)
         start += k
     values = critic(obs.repeat_interleave(width, 0), rows.flatten(0, 1))
     return tuple(value.view(batch, width) for value in values)
 
 
-def time_calls(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
-    """Median CPU seconds per call, the calls timed in alternation after two warm-up rounds."""
+def time_calls(calls: Dict[str, Callable[[], object]], repeats: int, device: th.device) -> Dict[str, float]:
+    """Median seconds per call, the calls timed in alternation after two warm-up rounds: CPU time of
+    this thread on the CPU, wall time between synchronizations on CUDA (kernels run asynchronously)."""
+    cuda = device.type == "cuda"
+    clock = time.perf_counter if cuda else time.thread_time
     for _ in range(2):
         for call in calls.values():
             call()
     times: Dict[str, List[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
-            tic = time.thread_time()
+            if cuda:
+                th.cuda.synchronize(device)
+            tic = clock()
             call()
-            times[name].append(time.thread_time() - tic)
+            if cuda:
+                th.cuda.synchronize(device)
+            times[name].append(clock() - tic)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def measure(nvec: List[int], batch: int, hidden: int, repeats: int, compile_: bool, against: Optional[object], seed: int = 0) -> List[Dict[str, object]]:
+def measure(
+    nvec: List[int], batch: int, hidden: int, repeats: int, compile_: bool, against: Optional[object], device: str = "cpu", seed: int = 0
+) -> List[Dict[str, object]]:
+    device = th.device(device)
     obs_space = spaces.Box(-1.0, 1.0, (17,))
     action_space = spaces.MultiDiscrete(nvec)
 
@@ -84,17 +101,17 @@ def measure(nvec: List[int], batch: int, hidden: int, repeats: int, compile_: bo
         return module.OneHotCritic(obs_space, action_space, [hidden, hidden], FlattenExtractor(obs_space), 17)
 
     th.manual_seed(seed)
-    current = critic_from(policies)
+    current = critic_from(policies).to(device)
     generator = th.Generator().manual_seed(seed)
-    obs = th.rand(batch, 17, generator=generator)
+    obs = th.rand(batch, 17, generator=generator).to(device)
     actions = [th.randint(0, k, (batch,), generator=generator) for k in nvec]
-    one_hot = th.cat([th.nn.functional.one_hot(a, k).float() for a, k in zip(actions, nvec)], dim=1)
+    one_hot = th.cat([th.nn.functional.one_hot(a, k).float() for a, k in zip(actions, nvec)], dim=1).to(device)
     versions: Dict[str, Callable[[], Tuple[th.Tensor, ...]]] = {
         "current": lambda: current.neighbour_values(obs, one_hot),
         "plain": lambda: plain_neighbour_values(current, obs, one_hot),
     }
     if against is not None:
-        older = critic_from(against)
+        older = critic_from(against).to(device)
         older.load_state_dict(current.state_dict())
         versions["against"] = lambda: older.neighbour_values(obs, one_hot)
     if compile_:
@@ -104,11 +121,12 @@ def measure(nvec: List[int], batch: int, hidden: int, repeats: int, compile_: bo
         errors = {
             name: max(float((got - want).abs().max()) for got, want in zip(call(), reference)) for name, call in versions.items()
         }
-        seconds = time_calls(versions, repeats)
+        seconds = time_calls(versions, repeats, device)
     rows_per_state = 1 + sum(k - 1 for k in nvec)
     return [
         {
             "nvec": "x".join(map(str, nvec)),
+            "device": device.type,
             "version": name,
             "compiled": compile_,
             "ms per call": round(seconds[name] * 1e3, 2),
@@ -127,7 +145,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--hidden", type=int, default=256, help="width of the critic's two hidden layers")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--compile", action="store_true", help="time torch.compile'd calls (as compile_update=True runs them)")
-    parser.add_argument("--against", default=None, metavar="REV", help="also time neighbour_values as it was at this git revision")
+    parser.add_argument(
+        "--against", default=None, metavar="REV", help="also time neighbour_values as it was at this git revision (or in this file)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="results/neighbour_values_speed.csv")
     args = parser.parse_args(argv)
@@ -135,7 +156,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     against = critic_module_at(args.against) if args.against else None
     rows: List[Dict[str, object]] = []
     for text in args.nvec:
-        rows += measure([int(k) for k in text.split(",")], args.batch, args.hidden, args.repeats, args.compile, against)
+        rows += measure([int(k) for k in text.split(",")], args.batch, args.hidden, args.repeats, args.compile, against, args.device)
     if against is not None:
         for row in rows:
             row["version"] = row["version"].replace("against", f"at {args.against}")

@@ -134,15 +134,16 @@ def test_actor_gradient_flows_through_the_sampled_action(sampler, q_gradient):
     assert grad_norm > 0
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
 @pytest.mark.parametrize("pair_table", [True, False])  # the table of first-layer differences, or gathers
 @pytest.mark.parametrize("nvec", [[2, 3, 4], [3, 3, 3], [5], [2, 1, 3]])
-def test_neighbour_values_switch_one_factor_at_a_time(nvec, pair_table, monkeypatch):
+def test_neighbour_values_switch_one_factor_at_a_time(nvec, pair_table, device, monkeypatch):
     if not pair_table:
         monkeypatch.setattr(OneHotCritic, "max_pair_table_rows", 0)
     space = spaces.MultiDiscrete(nvec)
-    model = DiffCatSAC("MlpPolicy", FactoredEnv(space), seed=0, **SMALL)
-    obs = th.rand(5, 4)
-    actions = th.stack([th.randint(0, k, (5,)) for k in space.nvec], dim=1)
+    model = DiffCatSAC("MlpPolicy", FactoredEnv(space), seed=0, device=device, **SMALL)
+    obs = th.rand(5, 4, device=device)
+    actions = th.stack([th.randint(0, k, (5,), device=device) for k in space.nvec], dim=1)
     values = model.critic.neighbour_values(obs, model.buffer_one_hot(actions))
     column = 0
     for factor, k in enumerate(space.nvec):
