@@ -135,11 +135,12 @@ def test_actor_gradient_flows_through_the_sampled_action(sampler, q_gradient):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
-@pytest.mark.parametrize("pair_table", [True, False])  # the table of first-layer differences, or gathers
+@pytest.mark.parametrize("path", ["pair_table", "gather", "broadcast"])  # see OneHotCritic._build_neighbour_tables
 @pytest.mark.parametrize("nvec", [[2, 3, 4], [3, 3, 3], [5], [2, 1, 3]])
-def test_neighbour_values_switch_one_factor_at_a_time(nvec, pair_table, device, monkeypatch):
-    if not pair_table:
+def test_neighbour_values_switch_one_factor_at_a_time(nvec, path, device, monkeypatch):
+    if path == "gather":
         monkeypatch.setattr(OneHotCritic, "max_pair_table_rows", 0)
+    monkeypatch.setattr(OneHotCritic, "broadcast_device_types", (device,) if path == "broadcast" else ())
     space = spaces.MultiDiscrete(nvec)
     model = DiffCatSAC("MlpPolicy", FactoredEnv(space), seed=0, device=device, **SMALL)
     obs = th.rand(5, 4, device=device)
@@ -154,7 +155,7 @@ def test_neighbour_values_switch_one_factor_at_a_time(nvec, pair_table, device, 
             for got, want in zip(values, expected):
                 th.testing.assert_close(got[:, column], want.squeeze(-1))
             column += 1
-    assert model.critic.pair_table == pair_table
+    assert model.critic.pair_table == (path != "gather")
 
 
 def test_neighbour_gradient_equals_autograd_for_a_linear_critic():

@@ -193,6 +193,10 @@ class OneHotCritic(TwinCritic):
 
     #: Largest table of first-layer differences (rows of ``hidden`` floats) neighbour_values builds.
     max_pair_table_rows: ClassVar[int] = 16384
+    #: Device types on which neighbour_values evaluates every column in one broadcast instead of
+    #: ``a`` once plus its other neighbours. On a GPU this batch is launch-bound, not arithmetic-bound:
+    #: the broadcast's fewer kernels were faster on an H200 (BENCHMARKS, "Neighbour values on the GPU").
+    broadcast_device_types: ClassVar[Tuple[str, ...]] = ("cuda",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -206,7 +210,8 @@ class OneHotCritic(TwinCritic):
         first-layer input differs from ``a``'s by ``W[:, k] - W[:, a_i]``, one row of a table of
         every ordered pair ``(a_i, k != a_i)`` of each factor. Past ``max_pair_table_rows`` pairs (factors
         with categories in the hundreds) the two columns are gathered per state instead. A single
-        factor reads none of these tables: its neighbours are all its columns, one broadcast.
+        factor, and any space on ``broadcast_device_types``, reads none of these tables: column ``j``
+        is ``a`` minus its factor's current column plus column ``j`` (``column_factor``), one broadcast.
         """
         # One factor (Discrete): a's row is one of the K anyway, so one broadcast over all columns.
         self.single_factor = len(self.action_dims) == 1
@@ -236,6 +241,7 @@ class OneHotCritic(TwinCritic):
             ("slot_pair_stride", th.tensor(stride, **long)),
             ("pair_from", th.tensor(pair_from, **long)),
             ("pair_to", th.tensor(pair_to, **long)),
+            ("column_factor", th.repeat_interleave(th.arange(len(self.action_dims)), th.tensor(self.action_dims, **long))),
         ):
             self.register_buffer(name, value, persistent=False)
 
@@ -262,7 +268,10 @@ class OneHotCritic(TwinCritic):
         features = self.features(obs)
         one_hot = one_hot_actions.to(features.dtype)
         category = th.stack([block.argmax(-1) for block in th.split(one_hot, self.action_dims, dim=-1)], dim=-1)
-        if not self.single_factor:
+        broadcast = self.single_factor or features.device.type in self.broadcast_device_types
+        if broadcast:
+            current_column = category + self.factor_start  # (batch, factors)
+        else:
             # a itself is evaluated once; the other neighbours slot by slot (see _build_neighbour_tables):
             slot_category = category[:, self.slot_factor]  # (batch, slots): a's category in the slot's factor
             other_column = self.slot_column_base + (self.slot_offset >= slot_category).long()  # one-hot column
@@ -278,8 +287,11 @@ class OneHotCritic(TwinCritic):
             # the difference of two weight columns: one matmul per state instead of one per neighbour.
             action_weight = first.weight[:, n_features:].T.contiguous()  # (sum K, hidden): row j = column j
             at_a = first(th.cat([features, one_hot], dim=1)).unsqueeze(1)  # (batch, 1, hidden)
-            if self.single_factor:  # every action is a neighbour, a included: one broadcast, no gathers
-                pre_activation = (at_a - action_weight[category]) + action_weight  # (batch, K, hidden)
+            if broadcast:  # every column (a once per factor): one broadcast, no scatter
+                without_factor = at_a - action_weight[current_column]  # (batch, factors, hidden)
+                if not self.single_factor:
+                    without_factor = without_factor[:, self.column_factor]  # (batch, sum K, hidden)
+                pre_activation = without_factor + action_weight
                 values.append(self._rest_forward(rest, at_a, pre_activation, matmul_dtype))
                 continue
             if self.pair_table:
