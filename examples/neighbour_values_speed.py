@@ -53,6 +53,7 @@ def critic_module_at(revision: str):
         f.write(source)
     spec = importlib.util.spec_from_file_location("policies_at_revision", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # torch.compile re-imports a traced function's module by name
     spec.loader.exec_module(module)
     return module
 

@@ -292,3 +292,6 @@ def test_neighbour_values_speed_times_versions_that_agree(tmp_path, capsys):
     script.main(["--nvec", "2,3", "--batch", "4", "--hidden", "8", "--repeats", "1", "--against", str(copy), "--out", str(tmp_path / "f.csv")])
     table = pd.read_csv(tmp_path / "f.csv")
     assert list(table["version"]) == ["current", "plain", f"at {copy}"] and (table["max abs difference"] < 1e-5).all()
+    # --compile traces the older module's functions, and dynamo re-imports a module by its name
+    module = script.critic_module_at(str(copy))
+    assert sys.modules[module.__name__] is module
