@@ -4,7 +4,8 @@
 #   OUT=results/gpu bash examples/gpu_checks.sh
 #
 # 1. the kernel tests on CUDA: Triton ReDGE kernels, the fused chain, the CUDA-graphed SAC update
-#    (compile mode reduce-overhead, and cuda_graph=True's whole-step graph), the CUDA smoke runs;
+#    (compile mode reduce-overhead, and cuda_graph=True's whole-step graph), the compiled update
+#    against eager, the neighbour values on every path, the CUDA smoke runs;
 # 2. examples/sampler_speed.py at the issue's four sizes: the Triton and compiled paths against
 #    gumbel_softmax(hard=True), the copy-bandwidth ceiling, and a kernel-level profile
 #    (SAMPLER_PATHS="--paths triton@1024 triton@4096:3 ..." times other launch options);
@@ -25,7 +26,8 @@ $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton
 echo "=== 1. CUDA tests"
 timeout "${TEST_LIMIT:-180}" $PY -m pytest -q -rxX -p no:cacheprovider -k "not interpreter" \
   tests/test_triton_redge.py tests/test_fused.py tests/test_cuda_graph.py tests/test_agents.py::test_cuda_graph_update_matches_eager_on_cuda \
-  tests/test_agents.py::test_smoke_on_cuda 2>&1 | tee "$OUT/tests.log"
+  tests/test_agents.py::test_smoke_on_cuda tests/test_agents.py::test_inductor_compiled_update_matches_eager_on_cuda \
+  tests/test_agents.py::test_neighbour_values_switch_one_factor_at_a_time 2>&1 | tee "$OUT/tests.log"
 
 echo "=== 2. sampler speed"
 timeout "${SAMPLER_LIMIT:-90}" $PY examples/sampler_speed.py --device cuda --min-run-time 0.2 --profile \
