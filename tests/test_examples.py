@@ -295,3 +295,10 @@ def test_neighbour_values_speed_times_versions_that_agree(tmp_path, capsys):
     # --compile traces the older module's functions, and dynamo re-imports a module by its name
     module = script.critic_module_at(str(copy))
     assert sys.modules[module.__name__] is module
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.sh")))
+def test_shell_scripts_parse(script):
+    """The device and benchmark scripts run where a syntax error costs a lent GPU's minutes."""
+    result = subprocess.run(["bash", "-n", str(EXAMPLES / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
