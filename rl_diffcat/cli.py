@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--envs", nargs="+", default=None, help=f"env ids (default {COMPARE_DEFAULTS['envs']})")
     compare.add_argument("--algos", nargs="+", default=None, help=f"algo labels among {', '.join(ALGOS)} (ALGO:SAMPLER allowed)")
     compare.add_argument("--seeds", type=int, default=None, help="number of seeds: runs seeds 0..N-1 (default 3)")
+    compare.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds FIRST..FIRST+N-1 instead, to add seeds to a results folder or split them across machines (default 0)",
+    )
     compare.add_argument("--steps", type=int, default=None, help="env steps per run (default: n_timesteps of the yml files)")
     compare.add_argument("--results", default=None, help="results folder (default results/<preset> or results/compare)")
     compare.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
@@ -175,7 +181,7 @@ def _compare(args: argparse.Namespace) -> int:
     from rl_diffcat.benchmark.runner import plan_runs, run_compare
 
     _check_device(args.device)
-    _check_at_least(args, {**_COUNT_FLAGS, "seeds": 1, "jobs": 1})
+    _check_at_least(args, {**_COUNT_FLAGS, "seeds": 1, "jobs": 1, "first_seed": 0})
     config = dict(COMPARE_DEFAULTS)
     if args.preset:
         config.update(PRESETS[args.preset])
@@ -194,7 +200,7 @@ def _compare(args: argparse.Namespace) -> int:
     specs = plan_runs(
         config["envs"],
         config["algos"],
-        range(config["seeds"]),
+        range(args.first_seed, args.first_seed + config["seeds"]),
         steps=config["steps"],
         eval_freq=config["eval_freq"],
         n_eval_episodes=config["eval_episodes"],
@@ -202,7 +208,9 @@ def _compare(args: argparse.Namespace) -> int:
         log=lambda line: print(line, flush=True),
     )
     print(
-        f"compare: {len(specs)} runs ({len(config['envs'])} envs x {len(config['algos'])} algos x {config['seeds']} seeds), "
+        f"compare: {len(specs)} runs ({len(config['envs'])} envs x {len(config['algos'])} algos x {config['seeds']} seeds"
+        + (f" from seed {args.first_seed}" if args.first_seed else "")
+        + "), "
         f"{args.jobs} at a time, results in {config['results']}",
         flush=True,
     )

@@ -139,6 +139,22 @@ def test_report_only_trains_nothing_and_lists_missing_runs(compare_dir, capsys):
     assert not any(name.endswith("seed2") for name in os.listdir(os.path.join(results, "runs")))
 
 
+def test_first_seed_picks_the_seeds_of_a_compare(compare_dir, tmp_path, capsys):
+    results = str(tmp_path / "results")
+    shutil.copytree(compare_dir[0], results)
+    argv = list(compare_dir[1])
+    argv[argv.index("--results") + 1] = results
+    argv[argv.index("--seeds") + 1] = "2"
+    assert main(argv + ["--first-seed", "1", "--report-only"]) == 0  # seeds 1 and 2: 1 finished, 2 never ran
+    assert "x 2 seeds from seed 1)" in capsys.readouterr().out
+    runs = pd.read_csv(os.path.join(results, "runs.csv"))
+    assert sorted(runs["seed"].unique()) == [1, 2]
+    assert set(runs.loc[runs["seed"] == 1, "status"]) == {"done"} and set(runs.loc[runs["seed"] == 2, "status"]) == {"missing"}
+    table = open(os.path.join(results, "summary.md")).read()
+    for algo in COMPARE_ALGOS:
+        assert f"| {algo} | 1 of 2 | 300 |" in table and f"| {algo} | 0 | done |" not in table
+
+
 def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys):
     results = str(tmp_path / "results")
     shutil.copytree(compare_dir[0], results)
@@ -165,6 +181,7 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
         (["compare", "--envs", "rl_diffcat/PolyProg-D4-v0", "--algos", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--envs", "Pendulum-v1", "--algos", "ppo", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--algos", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
+        (["compare", "--algos", "ppo", "--first-seed", "-1"], "--first-seed must be >= 0, got -1"),
         (["compare", "--algos", "ppo", "--checkpoint-freq", "-5"], "--checkpoint-freq must be >= 0"),
         (["train", ENV, "--algo", "ppo", "--steps", "10", "--checkpoint-freq", "-5"], "--checkpoint-freq must be >= 0"),
         # zero counts are refused, not replaced by the defaults
