@@ -239,6 +239,34 @@ def test_curve_stats_on_a_hand_built_curve():
     assert b["first_step_at_threshold_mean"] == "never" and b["seeds_never_at_threshold"] == 1
 
 
+def test_merge_curves_tabulates_finished_seeds_and_refuses_a_seed_twice(tmp_path, capsys):
+    script = load_script("merge_curves")
+
+    def curve(algo, seed, returns):
+        return [("E", algo, seed, step, ret) for step, ret in enumerate(returns)]
+
+    columns = ["env", "algo", "seed", "step", "mean_return"]
+    first = pd.DataFrame(curve("a", 0, [0, 1]) + curve("a", 1, [0, 2]), columns=columns)
+    second = pd.DataFrame(
+        curve("a", 2, [0, 3]) + curve("a", 3, [0, 4]) + curve("a", 4, [0, 100]) + curve("a", 5, [7]), columns=columns
+    )
+    paths = [tmp_path / "first.csv", tmp_path / "second.csv"]
+    first.to_csv(paths[0], index=False)
+    second.to_csv(paths[1], index=False)
+    out, table = tmp_path / "merged.csv", tmp_path / "table.csv"
+    script.main([str(paths[0]), str(paths[1]), "--out", str(out), "--table", str(table)])
+    merged = pd.read_csv(out)
+    assert len(merged) == len(first) + len(second) and sorted(merged["seed"].unique()) == [0, 1, 2, 3, 4, 5]
+    (row,) = pd.read_csv(table).to_dict("records")
+    # seed 5 stopped at step 0: listed, not aggregated; IQM of 1, 2, 3, 4, 100 drops one value a side
+    assert row["seeds_finished"] == "5 of 6" and row["final_per_seed"].endswith("5: to 0")
+    assert row["final_mean"] == 22.0 and row["iqm"] == 3.0 and row["mean_of_evaluations"] == 11.0
+    low, high = (float(x) for x in row["iqm_ci95"].strip("[]").split(","))
+    assert 1.0 <= low <= 3.0 <= high <= 100.0
+    with pytest.raises(ValueError, match=r"run \('E', 'a', 1\) is in input 1 and input 2"):
+        script.merge_curves([first, first[first["seed"] == 1]])
+
+
 def test_neighbour_q_spread_matches_the_enumerated_critic(tmp_path, capsys):
     """The spreads come from the critic's values at every category of each factor, with the other
     factors at the sampled action: checked against one critic call per neighbour."""
