@@ -211,6 +211,32 @@ def test_bfloat16_neighbours_keep_the_differences_that_plain_bfloat16_loses():
         assert (_centered(rounded.float()) - _centered(want)).pow(2).mean().sqrt() > 0.2 * signal  # why the differences
 
 
+@pytest.mark.parametrize("path", ["pair_table", "broadcast"])
+def test_bfloat16_neighbours_take_q_at_a_from_their_float32_anchor(path, monkeypatch):
+    """The bfloat16 path already runs the float32 layers on ``a`` as its anchor: ``a``'s own columns
+    hold that float32 Q(s, a), and the output layer runs once per critic, not again for ``a``."""
+    monkeypatch.setattr(OneHotCritic, "broadcast_device_types", ("cpu",) if path == "broadcast" else ())
+    model = _halfcheetah_sized_critic()
+    obs = th.rand(16, 4)
+    actions = th.randint(0, 11, (16, 6))
+    one_hot = model.buffer_one_hot(actions)
+    calls = []
+    hooks = [q_net[-1].register_forward_hook(lambda *_: calls.append(1)) for q_net in model.critic.q_networks]
+    with th.no_grad():
+        values = model.critic.neighbour_values(obs, one_hot, th.bfloat16)
+    for hook in hooks:
+        hook.remove()
+    assert len(calls) == 2 * len(values)  # anchor rows and neighbour rows, per critic; no third pass
+    with th.no_grad():
+        at_a = model.critic(obs, one_hot)
+    own_columns = actions + th.arange(6) * 11
+    for got, want in zip(values, at_a):
+        if path == "pair_table":  # a's columns are the anchor itself
+            th.testing.assert_close(got.gather(1, own_columns), want.expand(-1, 6))
+        else:  # the broadcast evaluates a once per factor, as a (bfloat16-rounded) difference of zero
+            th.testing.assert_close(got.gather(1, own_columns), want.expand(-1, 6), rtol=1e-3, atol=1e-2)
+
+
 def test_bfloat16_neighbours_give_the_float32_actor_gradient():
     model = _halfcheetah_sized_critic()
     obs = th.rand(64, 4)

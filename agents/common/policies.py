@@ -165,13 +165,18 @@ class TwinCritic(TraceableFeatures, BaseModel):
             return self.extract_features(obs, self.features_extractor)
 
 
-def _difference_forward(layers: nn.Sequential, base: th.Tensor, rows: th.Tensor, matmul_dtype: th.dtype) -> th.Tensor:
+def _difference_forward(
+    layers: nn.Sequential, base: th.Tensor, rows: th.Tensor, matmul_dtype: th.dtype
+) -> Tuple[th.Tensor, th.Tensor]:
     """``layers(rows)`` for rows close to ``base`` (broadcast against them), with each hidden linear
     layer computed as ``W x_base + b`` in float32 plus ``W (x_row - x_base)`` in ``matmul_dtype``.
 
     The actor needs the *differences* between neighbour values, which are small next to Q itself:
     rounded to bfloat16, a Q of 130 has a spacing of 0.5 and loses them. Here the rounding error
     scales with each row's difference from ``base`` instead. The last (output) layer is float32.
+
+    :return: ``layers(rows)`` and ``layers(base)``, the float32 anchor chain computed on the way
+        (the caller's value at ``a``, so it need not run the layers on ``base`` a second time).
     """
     modules = list(layers)
     for index, module in enumerate(modules):
@@ -181,7 +186,7 @@ def _difference_forward(layers: nn.Sequential, base: th.Tensor, rows: th.Tensor,
             rows = delta.to(base.dtype).add_(base)
         else:
             base, rows = module(base), module(rows)
-    return rows
+    return rows, base
 
 
 class OneHotCritic(TwinCritic):
@@ -292,24 +297,35 @@ class OneHotCritic(TwinCritic):
                 if not self.single_factor:
                     without_factor = without_factor[:, self.column_factor]  # (batch, sum K, hidden)
                 pre_activation = without_factor + action_weight
-                values.append(self._rest_forward(rest, at_a, pre_activation, matmul_dtype))
+                values.append(self._rest_forward(rest, at_a, pre_activation, matmul_dtype)[0])
                 continue
             if self.pair_table:
                 difference = action_weight[self.pair_to] - action_weight[self.pair_from]  # (pairs, hidden)
                 switch = F.embedding(pair, difference)  # (batch, slots, hidden)
             else:
                 switch = F.embedding(other_column, action_weight) - F.embedding(current_column, action_weight)
-            q_others = self._rest_forward(rest, at_a, switch.add_(at_a), matmul_dtype)
-            q_a = rest(at_a).squeeze(-1)  # (batch, 1)
+            q_others, q_a = self._rest_forward(rest, at_a, switch.add_(at_a), matmul_dtype, with_base=True)
             values.append(q_a.expand(-1, one_hot.shape[1]).scatter(1, other_column, q_others))
         return tuple(values)
 
     @staticmethod
-    def _rest_forward(rest: nn.Sequential, at_a: th.Tensor, pre_activation: th.Tensor, matmul_dtype: Optional[th.dtype]) -> th.Tensor:
-        """The layers after the first on neighbour pre-activations: ``(batch, rows)`` values."""
+    def _rest_forward(
+        rest: nn.Sequential,
+        at_a: th.Tensor,
+        pre_activation: th.Tensor,
+        matmul_dtype: Optional[th.dtype],
+        with_base: bool = False,
+    ) -> Tuple[th.Tensor, Optional[th.Tensor]]:
+        """The layers after the first on neighbour pre-activations.
+
+        :return: ``(batch, rows)`` values, and ``(batch, 1)`` float32 values at ``a`` (from the
+            bfloat16 path's anchor chain, or one more float32 pass) if ``with_base``, else None
+            where that costs a pass.
+        """
         if matmul_dtype is None:
-            return rest(pre_activation).squeeze(-1)
-        return _difference_forward(rest, at_a, pre_activation, matmul_dtype).squeeze(-1)
+            return rest(pre_activation).squeeze(-1), rest(at_a).squeeze(-1) if with_base else None
+        rows, base = _difference_forward(rest, at_a, pre_activation, matmul_dtype)
+        return rows.squeeze(-1), base.squeeze(-1)
 
     def all_actions(self, obs: PyTorchObs) -> Tuple[th.Tensor, ...]:
         """Q-values of every action of a single-factor space: one ``(batch, K)`` tensor per critic."""
