@@ -15,6 +15,7 @@ from rl_diffcat.benchmark import runner
 from rl_diffcat.benchmark.algos import ALGOS
 from rl_diffcat.benchmark.checkpoint import read_checkpoint, write_checkpoint
 from rl_diffcat.benchmark.report import write_results
+from rl_diffcat.benchmark.runlock import RunLock
 from rl_diffcat.benchmark.runner import checkpoint_dir, default_checkpoint_freq, plan_runs, run_compare, run_dir, train_run
 from rl_diffcat.cli import main
 
@@ -177,6 +178,18 @@ def test_compare_resumes_an_interrupted_run_from_its_checkpoint(tmp_path, monkey
     write_results([status], results)
     assert f"| diffcat-sac | 0 | done (resumed at {step}) |" in open(os.path.join(results, "summary.md")).read()
     assert pd.read_csv(os.path.join(results, "runs.csv"))["resumed_at"].tolist() == [step]
+
+
+def test_compare_leaves_a_run_another_compare_holds_alone(tmp_path, monkeypatch, capsys):
+    """Two compares on one results folder: the second neither trains nor deletes the first's run."""
+    results, spec, folder, step = _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch)
+    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a locked run must not be started"))
+    with RunLock.acquire(folder):  # the other compare
+        (status,) = run_compare([spec], results, device="cpu", log=print, checkpoint_freq=CHECKPOINT_FREQ)
+    out = capsys.readouterr().out
+    assert f"skipping {ENV} diffcat-sac seed 0: another compare is running it (compare pid {os.getpid()}" in out
+    assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": step}
+    assert read_checkpoint(checkpoint_dir(results, spec))["step"] == step, "its checkpoint is kept"
 
 
 def test_train_cli_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):

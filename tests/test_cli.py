@@ -112,6 +112,27 @@ def test_compare_resume_skips_finished_runs(compare_dir, capsys):
     assert {path: os.stat(path).st_mtime_ns for path in markers} == before
 
 
+def test_a_run_finished_by_another_compare_meanwhile_is_not_retrained(compare_dir, monkeypatch, capsys):
+    results, _ = compare_dir
+    overrides = {"policy_kwargs.net_arch": [32, 32]}  # as in compare_dir
+    (spec,) = plan_runs([ENV], ["ppo"], [0], steps=300, eval_freq=150, n_eval_episodes=2, overrides=overrides)
+    marker = os.path.join(run_dir(results, spec), "done.json")
+    before = os.stat(marker).st_mtime_ns
+    looks = []
+    real_read_done = runner.read_done
+
+    def not_done_at_first_look(*args):  # the other compare finishes it between plan and lock
+        looks.append(args)
+        return None if len(looks) == 1 else real_read_done(*args)
+
+    monkeypatch.setattr(runner, "read_done", not_done_at_first_look)
+    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a finished run must not be started"))
+    (status,) = run_compare([spec], results, device="cpu")
+    assert status["status"] == "skipped" and len(looks) == 2
+    assert f"{ENV} ppo seed 0 was finished by another compare" in capsys.readouterr().out
+    assert os.stat(marker).st_mtime_ns == before
+
+
 def test_finished_run_is_stale_when_its_hyperparameters_change(compare_dir, monkeypatch):
     results, _ = compare_dir
     overrides = {"policy_kwargs.net_arch": [32, 32]}

@@ -6,6 +6,8 @@ A compare writes one folder per run under ``<results>/runs/<env>__<algo>__seed<k
 ``done.json``, the marker written last by a run that finished. A run whose ``done.json`` matches the
 requested configuration is skipped when the compare is run again, so an interrupted compare
 resumes; a run that crashed or was killed has no marker and goes on from its last checkpoint.
+A run being trained by another compare on the same folder is locked (``compare.lock``,
+:mod:`~rl_diffcat.benchmark.runlock`) and skipped.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from rl_diffcat.benchmark.checkpoint import (
     remove_checkpoint,
 )
 from rl_diffcat.benchmark.progress import wait_reporting_progress
+from rl_diffcat.benchmark.runlock import RunLock, read_holder
 
 
 def default_eval_freq(steps: int, n_points: int = 20) -> int:
@@ -423,7 +426,8 @@ def run_compare(
 
     A run that crashes is reported (with the last line of its log) and the others go on. A run that
     was interrupted goes on from its last checkpoint; a checkpoint of another configuration (the
-    yml files were edited since) is deleted and the run starts over.
+    yml files were edited since) is deleted and the run starts over. A run another compare is
+    training (its folder's lock is held) is left alone and gets the report-only status.
 
     :param specs: the runs, from :func:`plan_runs`.
     :param results_dir: the results folder.
@@ -473,6 +477,30 @@ def run_compare(
         spec = specs[index]
         folder = run_dir(results_dir, spec)
         os.makedirs(folder, exist_ok=True)
+        run_lock = RunLock.acquire(folder)
+        if run_lock is None:  # another compare trains it now: leave its files alone
+            statuses[index] = _unfinished_status(results_dir, spec)
+            with lock:
+                counter["finished"] += 1
+                log(
+                    f"[{counter['finished']}/{len(pending)} done, {len(pending) - counter['finished']} left] skipping "
+                    f"{spec.env_id} {spec.algo} seed {spec.seed}: another compare is running it ({read_holder(folder)})"
+                )
+            return
+        with run_lock:
+            _train_locked(index, spec, folder, run_lock)
+
+    def _train_locked(index: int, spec: RunSpec, folder: str, run_lock: RunLock) -> None:
+        done = read_done(results_dir, spec)  # finished by another compare since this one looked
+        if done is not None:
+            statuses[index] = {"spec": spec, "status": "skipped", "summary": done, "log": os.path.join(folder, "log.txt")}
+            with lock:
+                counter["finished"] += 1
+                log(
+                    f"[{counter['finished']}/{len(pending)} done, {len(pending) - counter['finished']} left] "
+                    f"{spec.env_id} {spec.algo} seed {spec.seed} was finished by another compare"
+                )
+            return
         stale_marker = os.path.join(folder, "done.json")  # from a run with another configuration
         if os.path.exists(stale_marker):
             os.remove(stale_marker)
@@ -487,8 +515,12 @@ def run_compare(
         tic = time.perf_counter()
         with open(log_path, "a" if resumable is not None else "w") as log_file:
             process = subprocess.Popen(
-                train_command(spec, results_dir, device, threads, checkpoint_freq), stdout=log_file, stderr=subprocess.STDOUT
+                train_command(spec, results_dir, device, threads, checkpoint_freq),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                pass_fds=run_lock.inheritable_fds,  # the run stays locked while it trains, even if this compare is killed
             )
+            run_lock.describe(train_pid=process.pid)
             if progress_poll_s > 0:
                 name = f"  {spec.env_id} {spec.algo} seed {spec.seed}"
                 eval_csv = os.path.join(folder, "eval.csv")

@@ -1,0 +1,64 @@
+"""The per-run lock of a compare: held across processes, inherited by the training process, and
+released by the kernel when its holders die (so never left stale)."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from rl_diffcat.benchmark import runlock
+from rl_diffcat.benchmark.runlock import RunLock, read_holder
+
+pytestmark = pytest.mark.skipif(runlock.fcntl is None, reason="runs are locked only where fcntl exists")
+
+HOLD = (
+    "import sys, time\n"
+    "from rl_diffcat.benchmark.runlock import RunLock\n"
+    "lock = RunLock.acquire(sys.argv[1])\n"
+    "print('locked' if lock else 'held', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_second_acquire_is_refused_and_names_the_holder(tmp_path):
+    folder = str(tmp_path)
+    with RunLock.acquire(folder) as first:
+        assert first is not None
+        first.describe(train_pid=12345)
+        assert RunLock.acquire(folder) is None
+        holder = read_holder(folder)
+        assert f"compare pid {os.getpid()}" in holder and "training pid 12345" in holder
+    again = RunLock.acquire(folder)
+    assert again is not None, "released on exit"
+    again.release()
+    assert open(tmp_path / runlock.LOCK_NAME).read() == "", "a released lock names no holder"
+
+
+def test_the_lock_of_a_killed_holder_is_free(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert RunLock.acquire(str(tmp_path)) is None
+        assert f"compare pid {holder.pid}" in read_holder(str(tmp_path))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    lock = RunLock.acquire(str(tmp_path))
+    assert lock is not None, "kill -9 leaves no stale lock"
+    lock.release()
+
+
+def test_a_training_process_keeps_the_run_locked_after_its_compare_lets_go(tmp_path):
+    lock = RunLock.acquire(str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=lock.inheritable_fds)
+    try:
+        lock.release()  # as when the compare is gone but its run still trains
+        assert RunLock.acquire(str(tmp_path)) is None
+    finally:
+        child.kill()
+        child.wait()
+    free = RunLock.acquire(str(tmp_path))
+    assert free is not None
+    free.release()
