@@ -192,6 +192,23 @@ def test_compare_leaves_a_run_another_compare_holds_alone(tmp_path, monkeypatch,
     assert read_checkpoint(checkpoint_dir(results, spec))["step"] == step, "its checkpoint is kept"
 
 
+def test_a_locked_run_that_has_not_checkpointed_yet_is_in_progress(tmp_path, monkeypatch):
+    results = str(tmp_path / "results")
+    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2)
+    folder = run_dir(results, spec)
+    os.makedirs(folder)
+    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a locked run must not be started"))
+    with RunLock.acquire(folder):  # another compare has just started it: no curve yet
+        assert run_compare([spec], results, log=lambda line: None)[0]["status"] == "missing"
+        pd.DataFrame([{"env": ENV, "algo": "diffcat-sac", "seed": 0, "step": 0, "mean_return": 9.0, "std_return": 0.0, "wall_clock": 0.1}]).to_csv(
+            os.path.join(folder, "eval.csv"), index=False
+        )  # its first evaluation
+        (status,) = run_compare([spec], results, log=lambda line: None)
+    assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": None}
+    write_results([status], results)
+    assert "in progress: last evaluation 9.0 at step 0 of" in open(os.path.join(results, "summary.md")).read()
+
+
 def test_train_cli_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
     save = str(tmp_path / "model.zip")
     argv = ["train", ENV, "--algo", "ppo", "--steps", "600", "--eval-freq", "200", "--eval-episodes", "2", "--device", "cpu"]

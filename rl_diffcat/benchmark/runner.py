@@ -355,14 +355,17 @@ def read_resumable(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
     return None if config_differences(state["config"], config) else state
 
 
-def _unfinished_status(results_dir: str, spec: RunSpec) -> Dict[str, Any]:
+def _unfinished_status(results_dir: str, spec: RunSpec, training_elsewhere: bool = False) -> Dict[str, Any]:
     """The report-only status of a run without ``done.json``: in progress if a checkpoint of its
-    configuration exists (a run spanning sessions, or one still going in another process)."""
+    configuration exists (a run spanning sessions, or one still going in another process), or if
+    ``training_elsewhere`` (another compare holds its lock) and it has evaluated at least once."""
     state = read_resumable(results_dir, spec)
-    if state is None:
-        return {"spec": spec, "status": "missing", "summary": None, "log": ""}
     log_path = os.path.join(run_dir(results_dir, spec), "log.txt")
-    return {"spec": spec, "status": "in progress", "summary": {"checkpoint_step": state["step"]}, "log": log_path}
+    if state is not None:
+        return {"spec": spec, "status": "in progress", "summary": {"checkpoint_step": state["step"]}, "log": log_path}
+    if training_elsewhere and os.path.exists(os.path.join(run_dir(results_dir, spec), "eval.csv")):
+        return {"spec": spec, "status": "in progress", "summary": {"checkpoint_step": None}, "log": log_path}
+    return {"spec": spec, "status": "missing", "summary": None, "log": ""}
 
 
 def train_command(
@@ -438,6 +441,8 @@ def run_compare(
     :param report_only: train nothing; an unfinished run gets the status ``in progress`` if it left a
         checkpoint of this configuration (its summary is then ``{"checkpoint_step": N}``), else
         ``missing`` (to look at the results of a compare that is still going or was interrupted).
+        A run another compare is training gets that status too (``checkpoint_step`` None if it has
+        evaluated but not checkpointed yet).
     :return: one status dict per spec, in order: ``{"spec", "status"
         (done|skipped|failed|in progress|missing), "summary", "log"}``.
     :param checkpoint_freq: env steps between checkpoints of a run; None: about 10 per run, 0: none.
@@ -479,7 +484,7 @@ def run_compare(
         os.makedirs(folder, exist_ok=True)
         run_lock = RunLock.acquire(folder)
         if run_lock is None:  # another compare trains it now: leave its files alone
-            statuses[index] = _unfinished_status(results_dir, spec)
+            statuses[index] = _unfinished_status(results_dir, spec, training_elsewhere=True)
             with lock:
                 counter["finished"] += 1
                 log(
