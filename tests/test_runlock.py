@@ -62,3 +62,26 @@ def test_a_training_process_keeps_the_run_locked_after_its_compare_lets_go(tmp_p
     free = RunLock.acquire(str(tmp_path))
     assert free is not None
     free.release()
+
+
+def _refuse_flock(fd, operation):
+    raise OSError(37, "No locks available")  # ENOLCK, as on some network mounts
+
+
+def test_a_filesystem_without_flock_runs_unlocked(tmp_path, monkeypatch):
+    monkeypatch.setattr(runlock.fcntl, "flock", _refuse_flock)
+    lock = RunLock.acquire(str(tmp_path))
+    assert lock is not None and not lock.locked and lock.inheritable_fds == ()
+    lock.release()
+
+
+def test_compare_says_when_it_cannot_lock_its_runs(tmp_path, monkeypatch):
+    from rl_diffcat.benchmark import runner
+
+    monkeypatch.setattr(runlock.fcntl, "flock", _refuse_flock)
+    (spec,) = runner.plan_runs(["CartPole-v1"], ["ppo"], [0], steps=10, eval_freq=10, n_eval_episodes=1)
+    monkeypatch.setattr(runner, "train_command", lambda *args: [sys.executable, "-c", "pass"])  # trains nothing
+    lines = []
+    (status,) = runner.run_compare([spec], str(tmp_path), log=lines.append, progress_poll_s=0)
+    assert status["status"] == "failed", "no done.json was written"
+    assert sum(line.startswith("note: no flock here") for line in lines) == 1

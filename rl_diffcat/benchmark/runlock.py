@@ -11,7 +11,7 @@ The lock is ``fcntl.flock`` on the file, so the kernel releases it when its hold
 (:attr:`RunLock.inheritable_fds`), so a run whose compare was killed stays locked while it still
 trains. The file's text names the holder for the message; it is emptied on release and otherwise
 kept, as unlinking a flock'ed file lets two processes lock two different files of one name.
-Where ``fcntl`` is missing (Windows) runs are not locked.
+Where ``fcntl`` is missing (Windows), or the filesystem refuses ``flock``, runs are not locked.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ LOCK_NAME = "compare.lock"
 class RunLock:
     """The held lock of one run folder; release it with :meth:`release` (or use it as a context)."""
 
-    def __init__(self, path: str, fd: int) -> None:
+    def __init__(self, path: str, fd: int, locked: bool) -> None:
         self.path = path
         self.fd = fd
+        #: False where the platform or filesystem has no flock: the run is then not protected.
+        self.locked = locked
         self._record: Dict[str, Any] = {}
 
     @classmethod
@@ -46,20 +48,23 @@ class RunLock:
         """
         path = os.path.join(folder, LOCK_NAME)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
+        locked = fcntl is not None
+        if locked:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 return None
-        lock = cls(path, fd)
+            except OSError:  # a filesystem without flock (some network mounts): run unlocked
+                locked = False
+        lock = cls(path, fd, locked)
         lock.describe(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S"))
         return lock
 
     @property
     def inheritable_fds(self) -> Tuple[int, ...]:
         """``pass_fds`` for a child process that should hold the lock too (none where unlocked)."""
-        return (self.fd,) if fcntl is not None else ()
+        return (self.fd,) if self.locked else ()
 
     def describe(self, **fields: Any) -> None:
         """Add ``fields`` (e.g. the training process' pid) to the text another compare will show."""

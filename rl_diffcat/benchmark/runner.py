@@ -492,6 +492,11 @@ def run_compare(
                     f"{spec.env_id} {spec.algo} seed {spec.seed}: another compare is running it ({read_holder(folder)})"
                 )
             return
+        if not run_lock.locked:
+            with lock:
+                if not counter.get("warned_unlocked"):
+                    counter["warned_unlocked"] = 1
+                    log(f"note: no flock here ({folder}): runs are not locked against another compare on this folder")
         with run_lock:
             _train_locked(index, spec, folder, run_lock)
 
