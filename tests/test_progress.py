@@ -24,6 +24,12 @@ def test_progress_line_uses_the_speed_of_the_last_interval():
         "run: step 20000/300000 (7%), eval 512.2, 10.0 env-steps/s, about 7h46m left"
     )
     assert progress_line("run", rows[:1], 300_000) == "run: step 0/300000 (0%), eval -130.0"
+    # The interval 0 -> 10k was random steps: its speed says nothing of the time left.
+    assert progress_line("run", rows[:2], 300_000, warmup_steps=10_000) == (
+        "run: step 10000/300000 (3%), eval -120.0, 1666.7 env-steps/s"
+        " (random steps before learning starts at 10000: no time estimate yet)"
+    )
+    assert progress_line("run", rows, 300_000, warmup_steps=10_000).endswith("10.0 env-steps/s, about 7h46m left")
 
 
 def test_wait_reports_each_new_evaluation_and_returns_the_exit_code(tmp_path):

@@ -41,10 +41,15 @@ def read_eval_rows(path: str) -> List[Dict[str, float]]:
     return rows
 
 
-def progress_line(name: str, rows: List[Dict[str, float]], total_steps: int) -> str:
+def progress_line(name: str, rows: List[Dict[str, float]], total_steps: int, warmup_steps: int = 0) -> str:
     """``name: step 40000/300000 (13%), eval 1234.5, 10.2 env-steps/s, about 7h02m left``: the speed
     over the last evaluation interval (evaluations included), so the estimate follows a run whose
-    speed changes (learning starts, a slower machine after a resume)."""
+    speed changes (learning starts, a slower machine after a resume).
+
+    :param warmup_steps: an off-policy agent's ``learning_starts``: its random steps before then
+        run without gradient steps, up to 100x faster, so an interval that began before them gives
+        the speed but no time left (it would say minutes for a run of hours).
+    """
     last = rows[-1]
     step = int(last["step"])
     line = f"{name}: step {step}/{total_steps} ({100 * step / max(total_steps, 1):.0f}%), eval {last['mean_return']:.1f}"
@@ -53,7 +58,11 @@ def progress_line(name: str, rows: List[Dict[str, float]], total_steps: int) -> 
         seconds = last["wall_clock"] - rows[-2]["wall_clock"]
         if steps > 0 and seconds > 0:
             rate = steps / seconds
-            line += f", {rate:.1f} env-steps/s, about {format_duration(max(total_steps - step, 0) / rate)} left"
+            line += f", {rate:.1f} env-steps/s"
+            if rows[-2]["step"] < warmup_steps:
+                line += f" (random steps before learning starts at {warmup_steps}: no time estimate yet)"
+            else:
+                line += f", about {format_duration(max(total_steps - step, 0) / rate)} left"
     return line
 
 
@@ -64,6 +73,7 @@ def wait_reporting_progress(
     total_steps: int,
     log: Callable[[str], None],
     poll_s: float = 10.0,
+    warmup_steps: int = 0,
 ) -> int:
     """Wait for ``process``, logging :func:`progress_line` each time its ``eval.csv`` gains a row.
 
@@ -80,7 +90,7 @@ def wait_reporting_progress(
         last_mtime = mtime
         rows = read_eval_rows(eval_csv)
         if len(rows) > seen and rows[-1]["step"] > 0:
-            log(progress_line(name, rows, total_steps))
+            log(progress_line(name, rows, total_steps, warmup_steps))
         seen = len(rows)  # also when it shrank: a resumed run rewrites its curve up to the checkpoint
 
     while True:

@@ -534,7 +534,10 @@ def run_compare(
             if progress_poll_s > 0:
                 name = f"  {spec.env_id} {spec.algo} seed {spec.seed}"
                 eval_csv = os.path.join(folder, "eval.csv")
-                returncode = wait_reporting_progress(process, eval_csv, name, spec.steps, locked_log, progress_poll_s)
+                warmup = int(_resolved_params(spec).get("learning_starts", 0) or 0)  # off-policy agents only
+                returncode = wait_reporting_progress(
+                    process, eval_csv, name, spec.steps, locked_log, progress_poll_s, warmup_steps=warmup
+                )
             else:
                 returncode = process.wait()
         done = read_done(results_dir, spec) if returncode == 0 else None
