@@ -236,6 +236,11 @@ class RunSpec:
         """Folder name of the run (file-system safe)."""
         return f"{self.env_id.replace('/', '-')}__{self.algo.replace(':', '-')}__seed{self.seed}"
 
+    @property
+    def label(self) -> str:
+        """``env algo seed k``, as the compare's log lines name the run."""
+        return f"{self.env_id} {self.algo} seed {self.seed}"
+
     def config(self) -> Dict[str, Any]:
         """What must match for a finished run to be reused on resume."""
         return {
@@ -477,6 +482,14 @@ def run_compare(
         with lock:
             log(line)
     counter = {"started": 0, "finished": 0}
+    unlocked_noted = threading.Event()
+
+    def finish(index: int, status: Dict[str, Any], line: str) -> None:
+        """Record a run's status and log ``line`` after the count of runs done."""
+        statuses[index] = status
+        with lock:
+            counter["finished"] += 1
+            log(f"[{counter['finished']}/{len(pending)} done, {len(pending) - counter['finished']} left] {line}")
 
     def run_one(index: int) -> None:
         spec = specs[index]
@@ -484,32 +497,22 @@ def run_compare(
         os.makedirs(folder, exist_ok=True)
         run_lock = RunLock.acquire(folder)
         if run_lock is None:  # another compare trains it now: leave its files alone
-            statuses[index] = _unfinished_status(results_dir, spec, training_elsewhere=True)
-            with lock:
-                counter["finished"] += 1
-                log(
-                    f"[{counter['finished']}/{len(pending)} done, {len(pending) - counter['finished']} left] skipping "
-                    f"{spec.env_id} {spec.algo} seed {spec.seed}: another compare is running it ({read_holder(folder)})"
-                )
+            status = _unfinished_status(results_dir, spec, training_elsewhere=True)
+            finish(index, status, f"skipping {spec.label}: another compare is running it ({read_holder(folder)})")
             return
         if not run_lock.locked:
             with lock:
-                if not counter.get("warned_unlocked"):
-                    counter["warned_unlocked"] = 1
+                if not unlocked_noted.is_set():
+                    unlocked_noted.set()
                     log(f"note: no flock here ({folder}): runs are not locked against another compare on this folder")
         with run_lock:
             _train_locked(index, spec, folder, run_lock)
 
     def _train_locked(index: int, spec: RunSpec, folder: str, run_lock: RunLock) -> None:
+        log_path = os.path.join(folder, "log.txt")
         done = read_done(results_dir, spec)  # finished by another compare since this one looked
         if done is not None:
-            statuses[index] = {"spec": spec, "status": "skipped", "summary": done, "log": os.path.join(folder, "log.txt")}
-            with lock:
-                counter["finished"] += 1
-                log(
-                    f"[{counter['finished']}/{len(pending)} done, {len(pending) - counter['finished']} left] "
-                    f"{spec.env_id} {spec.algo} seed {spec.seed} was finished by another compare"
-                )
+            finish(index, {"spec": spec, "status": "skipped", "summary": done, "log": log_path}, f"{spec.label} was finished by another compare")
             return
         stale_marker = os.path.join(folder, "done.json")  # from a run with another configuration
         if os.path.exists(stale_marker):
@@ -517,11 +520,10 @@ def run_compare(
         resumable = read_resumable(results_dir, spec)
         if resumable is None:
             remove_checkpoint(checkpoint_dir(results_dir, spec))
-        log_path = os.path.join(folder, "log.txt")
         with lock:
             counter["started"] += 1
             start = "start" if resumable is None else f"resume (from step {resumable['step']})"
-            log(f"[{counter['started']}/{len(pending)}] {start} {spec.env_id} {spec.algo} seed {spec.seed} ({spec.steps} steps), log: {log_path}")
+            log(f"[{counter['started']}/{len(pending)}] {start} {spec.label} ({spec.steps} steps), log: {log_path}")
         tic = time.perf_counter()
         with open(log_path, "a" if resumable is not None else "w") as log_file:
             process = subprocess.Popen(
@@ -532,36 +534,28 @@ def run_compare(
             )
             run_lock.describe(train_pid=process.pid)
             if progress_poll_s > 0:
-                name = f"  {spec.env_id} {spec.algo} seed {spec.seed}"
                 eval_csv = os.path.join(folder, "eval.csv")
                 warmup = int(_resolved_params(spec).get("learning_starts", 0) or 0)  # off-policy agents only
                 returncode = wait_reporting_progress(
-                    process, eval_csv, name, spec.steps, locked_log, progress_poll_s, warmup_steps=warmup
+                    process, eval_csv, f"  {spec.label}", spec.steps, locked_log, progress_poll_s, warmup_steps=warmup
                 )
             else:
                 returncode = process.wait()
         done = read_done(results_dir, spec) if returncode == 0 else None
         elapsed = time.perf_counter() - tic
-        with lock:
-            counter["finished"] += 1
-            left = len(pending) - counter["finished"]
-            if done is not None:
-                statuses[index] = {"spec": spec, "status": "done", "summary": done, "log": log_path}
-                log(
-                    f"[{counter['finished']}/{len(pending)} done, {left} left] {spec.env_id} {spec.algo} seed {spec.seed}: "
-                    f"final return {done['final_mean_return']:.1f}, {elapsed:.0f} s, {done['env_steps_per_s']:.0f} env-steps/s"
-                )
-            else:
-                statuses[index] = {"spec": spec, "status": "failed", "summary": None, "log": log_path}
-                reason = (
-                    f"exit code {returncode}: {_last_error_line(log_path)}"
-                    if returncode != 0
-                    else "it finished, but its hyperparameters no longer match the yml files (edited during the run?)"
-                )
-                log(
-                    f"[{counter['finished']}/{len(pending)} done, {left} left] FAILED {spec.env_id} {spec.algo} seed {spec.seed} "
-                    f"({reason}) -- see {log_path}"
-                )
+        if done is not None:
+            finish(
+                index,
+                {"spec": spec, "status": "done", "summary": done, "log": log_path},
+                f"{spec.label}: final return {done['final_mean_return']:.1f}, {elapsed:.0f} s, {done['env_steps_per_s']:.0f} env-steps/s",
+            )
+        else:
+            reason = (
+                f"exit code {returncode}: {_last_error_line(log_path)}"
+                if returncode != 0
+                else "it finished, but its hyperparameters no longer match the yml files (edited during the run?)"
+            )
+            finish(index, {"spec": spec, "status": "failed", "summary": None, "log": log_path}, f"FAILED {spec.label} ({reason}) -- see {log_path}")
 
     if jobs == 1:
         for index in pending:
