@@ -1,10 +1,11 @@
-"""``rl-diffcat``: train one agent, or compare agents over envs and seeds.
+"""``rl-diffcat``: train one agent, compare agents over envs and seeds, or evaluate a saved model.
 
 Examples::
 
     rl-diffcat train CartPole-v1 --algo diffcat-sac --sampler redge --steps 50000 --seed 0
     rl-diffcat compare --preset quick
     rl-diffcat compare --envs CartPole-v1 Acrobot-v1 --algos ppo diffcat-sac --seeds 5 --steps 50000 --jobs 2
+    rl-diffcat evaluate CartPole-v1 --algo diffcat-sac --seed 0 --episodes 20
 
 Heavy imports (torch, stable-baselines3, the agents) happen inside the commands, so ``--help``
 is fast and this module imports even when an optional agent is missing.
@@ -13,13 +14,14 @@ is fast and this module imports even when an optional agent is missing.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from rl_diffcat.benchmark.algos import ALGOS, algo_label
+from rl_diffcat.benchmark.algos import ALGOS, algo_label, check_env_id, default_model_path, parse_algo
 from rl_diffcat.benchmark.presets import COMPARE_DEFAULTS, PRESETS
 
 
@@ -109,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also plot every (env, algo) in one figure, for envs on one return scale (default: the preset's choice)",
     )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="play a saved model for some episodes and print its returns",
+        description="Load a model saved by `rl-diffcat train` (or a compare's runs/<run>/model.zip) and play it.",
+    )
+    evaluate.add_argument("env_id", help="the env the model was trained on, e.g. CartPole-v1")
+    evaluate.add_argument("--algo", required=True, help=f"the algo that trained it: one of {', '.join(ALGOS)} (optionally ALGO:SAMPLER)")
+    evaluate.add_argument("--sampler", default=None, help="the sampler it was trained with, only to find the default model file")
+    evaluate.add_argument("--seed", type=int, default=0, help="the training seed, only to find the default model file (default 0)")
+    evaluate.add_argument("--model", default=None, help="the model .zip (default: where train saves it, models/<env>_<algo>_seed<seed>.zip)")
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
+    evaluate.add_argument("--eval-seed", type=int, default=0, help="seed of the env's first reset and of the policy's sampling (default 0)")
+    evaluate.add_argument("--stochastic", action="store_true", help="sample actions from the policy instead of taking its mode")
+    evaluate.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human')")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
+    evaluate.add_argument("--json", default=None, help="also write the returns and lengths of every episode to this JSON file")
     return parser
 
 
@@ -142,7 +161,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     label = algo_label(args.algo, args.sampler)
-    save_path = args.save_path or f"models/{args.env_id.replace('/', '-')}_{label.replace(':', '-')}_seed{args.seed}.zip"
+    save_path = args.save_path or default_model_path(args.env_id, label, args.seed)
     checkpoint_dir = args.checkpoint_dir or f"{save_path[:-4] if save_path.endswith('.zip') else save_path}_checkpoint"
     summary = train_run(
         args.env_id,
@@ -240,6 +259,49 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from rl_diffcat.benchmark.evaluation import evaluate_saved_model
+
+    _check_device(args.device)
+    _check_at_least(args, {"episodes": 1})
+    check_env_id(args.env_id)
+    label = algo_label(args.algo, args.sampler)
+    parse_algo(label)  # an unknown algo or sampler is named before the model file is looked for
+    path = args.model or default_model_path(args.env_id, label, args.seed)
+    if args.model is None and not os.path.isfile(path):
+        raise ValueError(
+            f"no saved model at {path}; train one with `rl-diffcat train {args.env_id} --algo {label} --seed {args.seed}` "
+            "or name the file with --model"
+        )
+    result = evaluate_saved_model(
+        args.env_id,
+        label,
+        path,
+        n_episodes=args.episodes,
+        deterministic=not args.stochastic,
+        seed=args.eval_seed,
+        device=args.device,
+        render=args.render,
+    )
+    mode = "stochastic" if args.stochastic else "deterministic"
+    print(
+        f"{label} on {args.env_id} ({result['model']}, trained {result['trained_steps']} env steps, device {result['device']}): "
+        f"return {result['mean_return']:.2f} +/- {result['std_return']:.2f} over {args.episodes} {mode} episodes "
+        f"(min {result['min_return']:.2f}, max {result['max_return']:.2f}, mean length {sum(result['lengths']) / args.episodes:.1f})"
+    )
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as file:
+            json.dump(result, file, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+_COMMANDS = {"train": _train, "compare": _compare, "evaluate": _evaluate}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``rl-diffcat`` console script.
 
@@ -249,7 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _train(args) if args.command == "train" else _compare(args)
+        return _COMMANDS[args.command](args)
     except ValueError as error:
         print(f"rl-diffcat {args.command}: error: {error}", file=sys.stderr)
         return 2

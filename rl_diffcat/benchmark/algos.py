@@ -146,6 +146,17 @@ def algo_label(algo: str, sampler: Optional[str] = None) -> str:
     return algo if sampler is None else f"{algo.partition(':')[0]}:{sampler}"
 
 
+def default_model_path(env_id: str, label: str, seed: int) -> str:
+    """Where ``rl-diffcat train`` saves a model unless told otherwise, and where ``evaluate`` looks.
+
+    :param env_id: the env id (``rl_diffcat/...`` ids keep no slash in the file name).
+    :param label: the algo label, ``ALGO`` or ``ALGO:SAMPLER``.
+    :param seed: the training seed.
+    :return: ``models/<env>_<label>_seed<seed>.zip``.
+    """
+    return f"models/{env_id.replace('/', '-')}_{label.replace(':', '-')}_seed{seed}.zip"
+
+
 def check_env_id(env_id: str) -> None:
     """Raise a ValueError listing close matches when ``env_id`` is not a registered gymnasium env.
 

@@ -1,0 +1,139 @@
+"""Evaluate a saved model on its env: what ``rl-diffcat evaluate`` runs.
+
+A model saved by ``rl-diffcat train`` (or by a compare, ``<results>/runs/<run>/model.zip``) is
+loaded with the class of its algo and played for a number of episodes on a fresh, seeded,
+``Monitor``-wrapped env, so the returns are the env's own episode returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from rl_diffcat.benchmark.algos import _algo_class, check_env_id, parse_algo
+
+
+def _saved_policy_module(path: str) -> Optional[str]:
+    """The module of the policy class recorded in an SB3 ``.zip`` (None when unreadable), to name
+    the algo a file really holds when it does not load as the one asked for."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        return data["policy_class"]["__module__"]
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _zip_path(path: str) -> str:
+    """``path``, or ``path + ".zip"`` when only that exists (SB3 accepts both spellings)."""
+    if not os.path.isfile(path) and os.path.isfile(path + ".zip"):
+        path += ".zip"
+    if not os.path.isfile(path):
+        raise ValueError(f"no saved model at {path}")
+    return path
+
+
+def load_saved_model(algo: str, path: str, device: str = "auto"):
+    """Load a model saved with ``model.save``, with clear errors for a missing file or another algo.
+
+    :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER`` (the sampler is saved with the model).
+    :param path: the ``.zip`` (the suffix may be left out, as in SB3).
+    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    :return: the model, without an env.
+    """
+    spec, _ = parse_algo(algo)
+    path = _zip_path(path)
+    algo_class = _algo_class(spec)
+    try:
+        model = algo_class.load(path, device=device)
+    except Exception as error:  # SB3 fails deep inside the policy constructor (TypeError, AttributeError, ...)
+        module = _saved_policy_module(path)
+        holds = f"; its policy class comes from {module}" if module else ""
+        raise ValueError(
+            f"{path} does not load as a {spec.name} model ({type(error).__name__}: {error}){holds}. "
+            "Was it trained with another --algo?"
+        ) from error
+    # SB3 rebuilds the policy class saved in the file, so DiscreteSAC.load happily returns a
+    # DiscreteSAC driving DiffCatSAC's policy: refuse a policy that is not of the algo's family.
+    family = getattr(algo_class, "policy_aliases", {}).get("MlpPolicy")
+    if family is not None and not isinstance(model.policy, family):
+        policy = type(model.policy)
+        raise ValueError(
+            f"{path} holds a {policy.__name__} (its policy class comes from {policy.__module__}), not a {spec.name} "
+            f"policy ({family.__name__}). Was it trained with another --algo?"
+        )
+    return model
+
+
+def evaluate_saved_model(
+    env_id: str,
+    algo: str,
+    path: str,
+    n_episodes: int = 10,
+    deterministic: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    render: bool = False,
+) -> Dict[str, Any]:
+    """Play a saved model for ``n_episodes`` episodes on ``env_id``.
+
+    :param env_id: a gymnasium env id with the observation and action spaces the model was trained on.
+    :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER``.
+    :param path: the saved ``.zip``.
+    :param n_episodes: episodes to play (>= 1).
+    :param deterministic: take the policy's mode (as the training evaluations do) instead of sampling.
+    :param seed: seed of the env's first reset and of the model's sampling.
+    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    :param render: open a window (``render_mode="human"``); needs the env's rendering dependency.
+    :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated.
+    """
+    import gymnasium as gym
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.utils import check_for_correct_spaces
+
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    check_env_id(env_id)
+    path = _zip_path(path)
+    model = load_saved_model(algo, path, device)
+    try:
+        env = Monitor(gym.make(env_id, render_mode="human") if render else gym.make(env_id))
+    except gym.error.DependencyNotInstalled as error:
+        raise ValueError(f"{env_id} needs an optional dependency: {error}") from error
+    try:
+        try:
+            check_for_correct_spaces(env, model.observation_space, model.action_space)
+        except ValueError as error:
+            raise ValueError(f"{path} was not trained on {env_id}: {error}") from error
+        model.set_random_seed(seed)
+        try:
+            env.reset(seed=seed)
+            returns, lengths = evaluate_policy(
+                model, env, n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True
+            )
+        except gym.error.DependencyNotInstalled as error:  # rendering imports its backend at the first reset
+            raise ValueError(f"rendering {env_id} needs an optional dependency: {error}") from error
+    finally:
+        env.close()
+    returns = np.asarray(returns, dtype=float)
+    return {
+        "env": env_id,
+        "algo": algo,
+        "model": path,
+        "trained_steps": int(model.num_timesteps),
+        "n_episodes": n_episodes,
+        "deterministic": deterministic,
+        "seed": seed,
+        "device": str(model.device),
+        "returns": returns.tolist(),
+        "lengths": [int(length) for length in lengths],
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "min_return": float(returns.min()),
+        "max_return": float(returns.max()),
+    }

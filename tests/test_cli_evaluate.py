@@ -1,0 +1,99 @@
+"""``rl-diffcat evaluate``: play a saved model, with clear errors for the wrong file, algo or env.
+
+The models are trained for a few hundred steps: these tests check the plumbing, not learning.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+
+from rl_diffcat.benchmark.algos import default_model_path
+from rl_diffcat.cli import main
+
+ENV = "CartPole-v1"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A PPO and a DiffCatSAC model saved by ``rl-diffcat train`` at their default paths (cwd = a temp dir)."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        common = ["--steps", "300", "--device", "cpu", "--threads", "1", "--eval-freq", "300", "--eval-episodes", "1", "--no-progress"]
+        assert main(["train", ENV, "--algo", "ppo", *common, "--tensorboard-log", "tb"]) == 0
+        sac = ["--hyperparams", "learning_starts=100", "batch_size=32"]
+        assert main(["train", ENV, "--algo", "diffcat-sac", "--seed", "2", *common, "--tensorboard-log", "tb", *sac]) == 0
+    finally:
+        os.chdir(cwd)
+    return folder
+
+
+def _evaluate(models, monkeypatch, argv):
+    monkeypatch.chdir(models)
+    return main(["evaluate", *argv])
+
+
+def test_evaluate_finds_the_default_model_and_reports_every_episode(models, monkeypatch, capsys):
+    argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "4", "--device", "cpu", "--json", "out/eval.json"]
+    assert _evaluate(models, monkeypatch, argv) == 0
+    out = capsys.readouterr().out
+    model_path = default_model_path(ENV, "diffcat-sac", 2)
+    assert f"diffcat-sac on {ENV} ({model_path}, trained 300 env steps" in out and "over 4 deterministic episodes" in out
+    result = json.loads((models / "out" / "eval.json").read_text())
+    assert result["trained_steps"] == 300 and result["deterministic"] and len(result["returns"]) == 4
+    # CartPole pays 1 per step, so the Monitor's episode returns are the episode lengths.
+    assert result["returns"] == [float(length) for length in result["lengths"]]
+    assert result["mean_return"] == pytest.approx(sum(result["returns"]) / 4)
+    assert f"return {result['mean_return']:.2f} +/- {result['std_return']:.2f}" in out
+
+
+def test_evaluate_is_reproducible_for_an_eval_seed(models, monkeypatch):
+    returns = []
+    for _ in range(2):
+        path = f"eval_{len(returns)}.json"
+        argv = [ENV, "--algo", "ppo", "--episodes", "3", "--stochastic", "--eval-seed", "5", "--device", "cpu", "--json", path]
+        assert _evaluate(models, monkeypatch, argv) == 0
+        returns.append(json.loads((models / path).read_text())["returns"])
+    assert returns[0] == returns[1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([ENV, "--algo", "ppo", "--seed", "7"], "train one with `rl-diffcat train CartPole-v1 --algo ppo --seed 7`"),
+        ([ENV, "--algo", "ppo", "--model", "nowhere.zip"], "no saved model at nowhere.zip"),
+        (
+            [ENV, "--algo", "diffcat-sac", "--model", default_model_path(ENV, "ppo", 0)],
+            "does not load as a diffcat-sac model",
+        ),
+        (
+            [ENV, "--algo", "discrete-sac", "--model", default_model_path(ENV, "diffcat-sac", 2)[:-4]],
+            "its policy class comes from rl_diffcat.agents.diffcat_sac",
+        ),
+        (["Acrobot-v1", "--algo", "ppo", "--model", default_model_path(ENV, "ppo", 0)], "was not trained on Acrobot-v1"),
+        ([ENV, "--algo", "ppo", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+        (["CartPole-v9", "--algo", "ppo"], "Unknown env id 'CartPole-v9'"),
+    ],
+)
+def test_evaluate_errors_are_clear(models, monkeypatch, capsys, argv, message):
+    assert _evaluate(models, monkeypatch, argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_render_opens_a_window(models, monkeypatch, capsys):
+    pytest.importorskip("pygame")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # no display needed
+    # DiffCatSAC after 300 steps drops the pole within a few dozen steps: a short render.
+    argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--render", "--device", "cpu"]
+    assert _evaluate(models, monkeypatch, argv) == 0
+    assert "over 1 deterministic episodes" in capsys.readouterr().out
+
+
+def test_render_without_its_dependency_says_what_is_missing(models, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pygame", None)  # `import pygame` now fails, as when it is not installed
+    argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--render", "--device", "cpu"]
+    assert _evaluate(models, monkeypatch, argv) == 2
+    assert "needs an optional dependency" in capsys.readouterr().err
