@@ -89,3 +89,17 @@ def test_load_restores_fixed_temperature_and_exact_target(tmp_path):
     assert loaded.exact_target and loaded.target_entropy == pytest.approx(model.target_entropy)
     for p, q in zip(model.policy.parameters(), loaded.policy.parameters()):
         assert th.equal(p, q)
+
+
+@pytest.mark.parametrize("saved, loader", [(DiffCatSAC, DiscreteSAC), (DiscreteSAC, DiffCatSAC)])
+def test_loading_the_other_agents_file_is_refused(saved, loader, tmp_path):
+    # SB3's load rebuilds the policy class named in the file: without the check, DiscreteSAC would
+    # drive DiffCatSAC's joint critic Q(s, one-hot a) as if it scored every action.
+    saved("MlpPolicy", "CartPole-v1", **SMALL).save(tmp_path / "model.zip")
+    with pytest.raises(ValueError, match=f"{loader.__name__} needs a policy derived from .*saved by another agent"):
+        loader.load(tmp_path / "model.zip", device="cpu")
+
+
+def test_a_policy_of_the_other_agent_is_refused_at_construction():
+    with pytest.raises(ValueError, match="DiffCatSAC needs a policy derived from DiffCatSACPolicy"):
+        DiffCatSAC(DiscreteSAC.policy_aliases["MlpPolicy"], "CartPole-v1", **SMALL)

@@ -229,6 +229,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
     def _setup_model(self) -> None:
         check_action_space(self.action_space, type(self).__name__, self.supported_action_spaces)
         super()._setup_model()
+        self._check_policy_family()
         self.actor = self.policy.actor
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
@@ -252,6 +253,18 @@ class CategoricalSAC(OffPolicyAlgorithm):
             self.ent_coef_tensor = th.tensor(init, device=self.device)
         self._setup_loss_functions()
         self._setup_cuda_graph()
+
+    def _check_policy_family(self) -> None:
+        """Refuse a policy of the other agent: the two critics score different things (Q(s, a) of a
+        one-hot a, or Q(s, .) for every action), and ``load`` rebuilds whatever policy class the
+        file names, so ``DiscreteSAC.load`` of a DiffCatSAC file would otherwise train nonsense."""
+        family = getattr(self, "policy_aliases", {}).get("MlpPolicy")
+        if family is not None and not isinstance(self.policy, family):
+            policy = type(self.policy)
+            raise ValueError(
+                f"{type(self).__name__} needs a policy derived from {family.__name__}, got {policy.__module__}.{policy.__name__}"
+                " (a model saved by another agent?)"
+            )
 
     @property
     def optimizers(self) -> List[th.optim.Optimizer]:
