@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from rl_diffcat.benchmark.algos import ALGOS, algo_label, check_env_id, default_model_path, parse_algo
+from rl_diffcat.benchmark.algos import ALGOS, action_space_of, algo_label, check_action_space, default_model_path, parse_algo
 from rl_diffcat.benchmark.presets import COMPARE_DEFAULTS, PRESETS
 
 
@@ -266,9 +266,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     _check_device(args.device)
     _check_at_least(args, {"episodes": 1})
-    check_env_id(args.env_id)
     label = algo_label(args.algo, args.sampler)
-    parse_algo(label)  # an unknown algo or sampler is named before the model file is looked for
+    # An unknown env, algo or sampler, or an algo that cannot act in the env, is named before the file is looked for.
+    check_action_space(parse_algo(label)[0], args.env_id, action_space_of(args.env_id))
     path = args.model or default_model_path(args.env_id, label, args.seed)
     if args.model is None and not os.path.isfile(path):
         raise ValueError(

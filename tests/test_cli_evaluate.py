@@ -76,6 +76,8 @@ def test_evaluate_is_reproducible_for_an_eval_seed(models, monkeypatch):
         (["Acrobot-v1", "--algo", "ppo", "--model", default_model_path(ENV, "ppo", 0)], "was not trained on Acrobot-v1"),
         ([ENV, "--algo", "ppo", "--episodes", "0"], "--episodes must be >= 1, got 0"),
         (["CartPole-v9", "--algo", "ppo"], "Unknown env id 'CartPole-v9'"),
+        (["Pendulum-v1", "--algo", "diffcat-sac"], "diffcat-sac supports only Discrete/MultiDiscrete/MultiBinary"),
+        ([ENV, "--algo", "diffcat-sac", "--sampler", "nope"], "valid samplers are"),
     ],
 )
 def test_evaluate_errors_are_clear(models, monkeypatch, capsys, argv, message):
