@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from rl_diffcat import __version__
 from rl_diffcat.benchmark.algos import ALGOS, action_space_of, algo_label, check_action_space, default_model_path, parse_algo
 from rl_diffcat.benchmark.presets import COMPARE_DEFAULTS, PRESETS
 
@@ -51,6 +52,7 @@ def _algo_help() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """:return: the ``rl-diffcat`` argument parser."""
     parser = argparse.ArgumentParser(prog="rl-diffcat", description="Discrete-action RL with pathwise gradients through ReDGE.")
+    parser.add_argument("--version", action="version", version=f"rl-diffcat {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     common = argparse.ArgumentParser(add_help=False)

@@ -7,6 +7,8 @@ import zipfile
 
 import pytest
 
+import rl_diffcat
+
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -38,6 +40,7 @@ def test_wheel_holds_no_bare_agents_or_envs(tmp_path):
         capture_output=True,
     )
     (wheel,) = tmp_path.glob("rl_diffcat-*.whl")
+    assert wheel.name.startswith(f"rl_diffcat-{rl_diffcat.__version__}-")  # the version has one source
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names}
     assert not {"agents", "envs", "tests", "examples"} & top_level
@@ -48,3 +51,5 @@ def test_console_script_runs():
     pytest.importorskip("rl_diffcat.cli")
     out = subprocess.run([sys.executable, "-m", "rl_diffcat.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "train" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "rl_diffcat.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"rl-diffcat {rl_diffcat.__version__}"
