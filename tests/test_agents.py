@@ -372,11 +372,27 @@ def test_discrete_sac_points_to_diffcat_sac(space):
         (dict(twin_q="max"), "twin_q"),
         (dict(tau=0.0), "tau"),
         (dict(policy_kwargs=dict(n_critics=0)), "n_critics"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(buffer_size=0), "buffer_size"),  # SB3 would make it 1 without a word
+        (dict(learning_starts=-5), "learning_starts"),
+        (dict(gradient_steps=0), r"gradient_steps must be an integer >= 1 \(or -1"),  # SB3 would never train
+        (dict(train_freq=0), "train_freq"),  # SB3 would fail in learn, with a bare AssertionError
+        (dict(train_freq=(0, "episode")), r"train_freq\[0\]"),
+        (dict(train_freq=(4, "epoch")), "train_freq"),
+        (dict(n_steps=0), "n_steps"),
+        (dict(target_update_interval=0), "target_update_interval"),  # ZeroDivisionError in train
     ],
 )
 def test_bad_hyperparameters_name_the_argument(algo, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         algo("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_sb3_spellings_of_the_schedule_are_accepted(algo):
+    model = algo("MlpPolicy", "CartPole-v1", train_freq=(1, "episode"), gradient_steps=-1, **{**SMALL, "learning_starts": 0})
+    model.learn(60)  # -1: one gradient step per env step of each episode
+    assert model._n_updates >= 50
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,23 @@ def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def check_count(name: str, value: Any, minimum: int, hint: str = "") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{hint}, got {value!r}")
+
+
+def check_train_freq(train_freq: Any) -> None:
+    """``train_freq`` as SB3 takes it, ``n`` or ``(n, "step" | "episode")``, with ``n >= 1``
+    (SB3 accepts 0 here and fails only in ``learn``, with a bare AssertionError)."""
+    if isinstance(train_freq, (tuple, list)):
+        if len(train_freq) != 2 or train_freq[1] not in ("step", "episode"):
+            raise ValueError(f"train_freq must be an integer or a pair (n, 'step' | 'episode'), got {train_freq!r}")
+        check_count("train_freq[0]", train_freq[0], 1)
+    else:
+        check_count("train_freq", train_freq, 1, " (or a pair (n, 'step' | 'episode'))")
+
+
 def polyak_update(params: List[th.Tensor], target_params: List[th.Tensor], tau: float) -> None:
     """SB3's ``polyak_update`` with the same arithmetic (scale the targets by ``1 - tau``, add
     ``tau`` x the parameters), as two multi-tensor ops instead of two ops per parameter: on a GPU
@@ -145,8 +162,14 @@ class CategoricalSAC(OffPolicyAlgorithm):
             raise ValueError(f"tau (Polyak coefficient) must be in (0, 1], got {tau!r}")
         if not (0.0 <= gamma <= 1.0):
             raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_count("batch_size", batch_size, 1)
+        check_count("buffer_size", buffer_size, 1)
+        check_count("learning_starts", learning_starts, 0)
+        if gradient_steps != -1:
+            check_count("gradient_steps", gradient_steps, 1, " (or -1: as many as env steps collected)")
+        check_train_freq(train_freq)
+        check_count("n_steps", n_steps, 1)
+        check_count("target_update_interval", target_update_interval, 1)
         if twin_q not in TWIN_Q_REDUCTIONS:
             raise ValueError(f"twin_q must be one of {TWIN_Q_REDUCTIONS}, got {twin_q!r}")
         check_positive("max_grad_norm", max_grad_norm, allow_none=True)
