@@ -8,7 +8,7 @@ it for you with the ``module:id`` syntax, e.g.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import Any, Sequence
 
 import gymnasium as gym
 
@@ -107,14 +107,14 @@ def require_extra(extra: str | None, what: str) -> None:
         )
 
 
-def make_discretized(env_id: str, bins: int = 11, **kwargs: Any) -> gym.Env:
+def make_discretized(env_id: str, bins: int | Sequence[int] = 11, **kwargs: Any) -> gym.Env:
     """Build gymnasium's ``env_id`` and wrap it in :class:`DiscretizeAction`.
 
     The entry point of our ``*-Discrete-v0`` ids. The inner env is built without its own
     time limit or checker: ``gymnasium.make`` adds both around the discretised env.
 
     :param env_id: a gymnasium id with a ``Box`` action space (e.g. ``"Pendulum-v1"``)
-    :param bins: values per action dimension
+    :param bins: values per action dimension (one int, or one per dimension)
     :param kwargs: passed to the inner env (e.g. ``render_mode``, ``g`` for Pendulum)
     """
     base_spec = gym.spec(env_id)

@@ -148,10 +148,33 @@ def test_discretized_pendulum_keeps_time_limit_and_passes_kwargs():
     assert n_steps == env.spec.max_episode_steps
 
 
-@pytest.mark.parametrize("bins", [1, 0, -3, 2.5, True])
+@pytest.mark.parametrize("bins", [1, 0, -3, 2.5, True, "11", [3, 3, 3, 3, 3, 1], [3] * 5, (3,) * 7, [3, 3, 3, 3, 3, 2.0]])
 def test_discretize_rejects_bad_bins(bins):
     with pytest.raises(ValueError, match="bins must be an integer >= 2"):
         DiscretizeAction(_BoxActionEnv(), bins=bins)
+
+
+def test_discretize_takes_a_bin_count_per_dimension():
+    bins = (2, 3, 5, 11, 4, 3)
+    env = DiscretizeAction(_BoxActionEnv(), bins=list(bins))
+    box = env.env.action_space
+    assert env.action_space == spaces.MultiDiscrete(list(bins)) and env.bins == bins
+    assert env.n_joint_actions == 2 * 3 * 5 * 11 * 4 * 3
+    low, high = box.low.astype(np.float64).reshape(-1), box.high.astype(np.float64).reshape(-1)  # a (2, 3) Box
+    for d, n in enumerate(bins):  # each dimension its own even grid from low to high
+        np.testing.assert_allclose(env.bin_values[d], low[d] + np.arange(n) * (high[d] - low[d]) / (n - 1))
+    np.testing.assert_allclose(env.action(np.zeros(6, dtype=int)), box.low)
+    np.testing.assert_allclose(env.action(np.array(bins) - 1), box.high)
+    for idx in itertools.product(*(range(n) for n in bins)):
+        np.testing.assert_array_equal(env.to_bins(env.action(np.array(idx))), idx)
+    with pytest.raises(ValueError, match=r"entry d in \[0, bins\[d\]\), bins=\[2, 3, 5, 11, 4, 3\]"):
+        env.action(np.array([0, 3, 0, 0, 0, 0]))  # 3 is past dimension 1's last bin
+    assert np.all(env.to_bins(box.high + 10) == np.array(bins) - 1)  # clipped to each dimension's last bin
+
+
+def test_discretized_env_id_takes_per_dimension_bins():
+    env = gym.make("rl_diffcat/Pendulum-Discrete-v0", bins=[7])
+    assert env.action_space == spaces.MultiDiscrete([7])
 
 
 def test_discretize_rejects_non_box_and_unbounded_spaces():
