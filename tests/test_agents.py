@@ -424,7 +424,7 @@ def assert_same_losses_and_gradients(model, twin, rtol=1.3e-6, atol=1e-5, grad_r
     fixed minibatch, drawing the same random numbers."""
     data, alpha = model.replay_buffer.sample(16), th.tensor(0.2, device=model.device)
     for method in ("critic", "actor"):
-        args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha)
+        args = (data, model.gamma, alpha) if method == "critic" else (data.observations, alpha, getattr(data, "action_masks", None))
         want_loss, want_grads = losses_and_gradients(model, getattr(model, f"{method}_loss"), args)
         got_loss, got_grads = losses_and_gradients(twin, getattr(twin, f"_{method}_loss_fn"), args)
         th.testing.assert_close(got_loss, want_loss, rtol=rtol, atol=atol)

@@ -8,6 +8,7 @@ import math
 from collections import defaultdict
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -16,6 +17,7 @@ from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, S
 from stable_baselines3.common.utils import get_parameters_by_name
 from torch.nn import functional as F
 
+from rl_diffcat.agents.common.action_masks import env_masks, log_valid_counts, masked_buffer_class, masks_supported, sample_valid
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
 from rl_diffcat.agents.common.cuda_graph import GraphedStep, graph_supported, make_capturable, release_capturable, set_learning_rate
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
@@ -104,6 +106,12 @@ class CategoricalSAC(OffPolicyAlgorithm):
         (:mod:`rl_diffcat.agents.common.cuda_graph`). CUDA only; the optimizers are made
         capturable (Adam and the like). Same algorithm, launched from the host once per step.
         Combines with ``compile_update`` in its default mode (not with the CUDA-graph modes).
+    :param use_action_masks: mask invalid actions with the env's ``action_masks()`` (sb3-contrib's
+        convention: one bool per action, the factors concatenated). ``None`` turns it on when the
+        env has that method. Masked actions are never taken (warm-up included), the actor and the
+        critic's target see only valid actions, and the target entropy is the same fraction of the
+        entropy of the uniform policy over the valid actions. Not with ``n_steps > 1``,
+        ``optimize_memory_usage`` or ``cuda_graph`` yet.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard log folder (``None``: no logging).
     :param policy_kwargs: policy keyword arguments (``net_arch``, ``n_critics``, ...).
@@ -145,6 +153,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         compile_update: bool = False,
         compile_kwargs: Optional[Dict[str, Any]] = None,
         cuda_graph: bool = False,
+        use_action_masks: Optional[bool] = None,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
         policy_kwargs: Optional[Dict[str, Any]] = None,
@@ -185,6 +194,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
             raise ValueError(f"compile_kwargs must be a dict of torch.compile arguments, got {compile_kwargs!r}")
         if not isinstance(cuda_graph, bool):
             raise ValueError(f"cuda_graph must be True or False, got {cuda_graph!r}")
+        if use_action_masks is not None and not isinstance(use_action_masks, bool):
+            raise ValueError(f"use_action_masks must be None (on when the env has action_masks()), True or False, got {use_action_masks!r}")
         if cuda_graph and compile_update and (compile_kwargs or {}).get("mode") in ("reduce-overhead", "max-autotune"):
             raise ValueError(
                 f"cuda_graph=True captures the whole step itself: use compile mode 'default' (or no compile_update), "
@@ -226,6 +237,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.compile_update = compile_update
         self.compile_kwargs = dict(compile_kwargs or {})
         self.cuda_graph = cuda_graph
+        self.use_action_masks = use_action_masks
+        self._last_action_masks: Optional[np.ndarray] = None
         self.target_entropy: float = 0.0
         self.log_ent_coef: Optional[th.Tensor] = None
         self.ent_coef_optimizer: Optional[th.optim.Adam] = None
@@ -251,6 +264,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
     # -- setup --------------------------------------------------------------------------------
     def _setup_model(self) -> None:
         check_action_space(self.action_space, type(self).__name__, self.supported_action_spaces)
+        self._setup_action_masks()
         super()._setup_model()
         self._check_policy_family()
         self.actor = self.policy.actor
@@ -276,6 +290,27 @@ class CategoricalSAC(OffPolicyAlgorithm):
             self.ent_coef_tensor = th.tensor(init, device=self.device)
         self._setup_loss_functions()
         self._setup_cuda_graph()
+
+    def _setup_action_masks(self) -> None:
+        """Decide whether the agent masks actions (``use_action_masks=None``: when the env has
+        ``action_masks()``; decided once, then saved) and pick the replay buffer that stores masks."""
+        has_masks = masks_supported(self.env)
+        if self.use_action_masks is None:
+            self.use_action_masks = has_masks
+        if not self.use_action_masks:
+            return
+        if self.env is not None and not has_masks:
+            raise ValueError(
+                "use_action_masks=True needs an env with an action_masks() method returning one bool per action "
+                "(sb3-contrib's convention); this env has none"
+            )
+        if self.n_steps > 1:
+            raise ValueError("action masks do not support n-step returns yet: use n_steps=1")
+        if self.optimize_memory_usage:
+            raise ValueError("action masks need optimize_memory_usage=False (the next observation's mask is stored apart)")
+        if self.cuda_graph:
+            raise ValueError("action masks are not supported with cuda_graph=True yet: use cuda_graph=False")
+        self.replay_buffer_class = masked_buffer_class(self.observation_space, self.replay_buffer_class)
 
     def _check_policy_family(self) -> None:
         """Refuse a policy of the other agent: the two critics score different things (Q(s, a) of a
@@ -367,7 +402,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         """Loss of every critic toward ``target_q``: ``L = 1/2 sum_i MSE(Q_i, y)``."""
         return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
 
-    def ent_coef_update(self, entropy: th.Tensor) -> None:
+    def ent_coef_update(self, entropy: th.Tensor, target: Union[float, th.Tensor, None] = None) -> None:
         """Move ``alpha`` toward the target entropy, then clip it to ``ent_coef_bounds``.
 
             L(log alpha) = log alpha * (H(pi) - H_target)
@@ -377,7 +412,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
             return
         # The loss is linear in log alpha: its gradient is H(pi) - H_target, set directly rather
         # than through a backward pass (the same value, a few kernel launches fewer per step).
-        self.log_ent_coef.grad = (entropy.detach() - self.target_entropy).reshape(self.log_ent_coef.shape)
+        target = self.target_entropy if target is None else target
+        self.log_ent_coef.grad = (entropy.detach() - target).reshape(self.log_ent_coef.shape)
         self.ent_coef_optimizer.step()
         low, high = self.ent_coef_bounds
         with th.no_grad():
@@ -395,8 +431,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
         """
         raise NotImplementedError
 
-    def actor_loss(self, obs: Any, alpha: th.Tensor) -> Tuple[th.Tensor, th.Tensor]:
-        """Actor loss on a batch of observations, and the policy's mean entropy (detached)."""
+    def actor_loss(self, obs: Any, alpha: th.Tensor, mask: Optional[th.Tensor] = None) -> Tuple[th.Tensor, th.Tensor]:
+        """Actor loss on a batch of observations, and the policy's mean entropy (detached).
+        ``mask`` (bools ``(batch, sum(K_i))``, with action masks) restricts the policy to the valid actions."""
         raise NotImplementedError
 
     def _train_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor) -> Dict[str, th.Tensor]:
@@ -408,7 +445,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         # Under CUDA graphs (compile mode "reduce-overhead") the next graph replay recycles the
         # outputs of this one: keep copies of what is logged, before the actor's graph runs.
         logs = self._keep(critic_loss=critic_loss.detach(), q_mean=q_mean)
-        actor_loss, entropy = self._actor_loss_fn(replay_data.observations, alpha)
+        actor_loss, entropy = self._actor_loss_fn(replay_data.observations, alpha, getattr(replay_data, "action_masks", None))
         self.optimizer_step(self.actor.optimizer, actor_loss)
         logs.update(self._keep(actor_loss=actor_loss.detach(), entropy=entropy))
         return logs
@@ -422,7 +459,15 @@ class CategoricalSAC(OffPolicyAlgorithm):
         that ``cuda_graph`` captures. Returns the logged values, ``ent_coef`` included."""
         alpha = self.current_ent_coef
         logs = self._train_step(replay_data, discounts, alpha)
-        self.ent_coef_update(logs["entropy"])
+        masks = getattr(replay_data, "action_masks", None)
+        if masks is None:
+            self.ent_coef_update(logs["entropy"])
+        else:
+            # The entropy a masked policy can reach is that of the uniform policy on the valid
+            # actions: aim at the same fraction of it, or alpha climbs to its bound chasing the rest.
+            target = self.target_entropy_scale * log_valid_counts(masks, self.action_dims).mean()
+            self.ent_coef_update(logs["entropy"], target)
+            logs["target_entropy"] = target
         logs["ent_coef"] = alpha
         return logs
 
@@ -446,6 +491,43 @@ class CategoricalSAC(OffPolicyAlgorithm):
             means = th.stack([th.stack(values).mean() for values in logs.values()]).tolist()
             for key, mean in zip(logs, means):
                 self.logger.record(f"train/{key}", mean)
+
+    # -- action masks in rollouts and predict ----------------------------------------------------
+    def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+        """SB3's exploration step; with action masks, warm-up and policy actions are drawn among
+        the valid actions of each env, and the masks are kept for the transition being stored."""
+        if not self.use_action_masks:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        masks = env_masks(self.env, self.action_dims)
+        self._last_action_masks = masks
+        if self.num_timesteps < learning_starts:
+            action = sample_valid(masks, self.action_dims, self.action_space.np_random)
+            action = action.reshape((n_envs, *self.action_space.shape)).astype(self.action_space.dtype)
+        else:
+            action, _ = self.predict(self._last_obs, deterministic=False, action_masks=masks)
+        return action, action
+
+    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: List[Dict[str, Any]]) -> None:
+        """SB3's ``_store_transition``; with action masks it first hands the buffer the masks of
+        ``s`` and ``s'``. The mask of an episode's last observation is not known (the env has
+        reset), so it counts every action valid there: a terminal state's target does not use it."""
+        if self.use_action_masks:
+            next_masks = env_masks(self.env, self.action_dims)
+            next_masks[np.asarray(dones, dtype=bool)] = True
+            replay_buffer.store_masks(self._last_action_masks, next_masks)
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def predict(
+        self,
+        observation: Union[np.ndarray, Dict[str, np.ndarray]],
+        state: Optional[Tuple[np.ndarray, ...]] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = False,
+        action_masks: Optional[np.ndarray] = None,
+    ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
+        """SB3's ``predict``, plus sb3-contrib's ``action_masks`` (bools ``(n_obs, sum(K_i))``, False
+        = never chosen), so sb3-contrib's maskable ``evaluate_policy`` works as with MaskablePPO."""
+        return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
 
     def learn(
         self: SelfCategoricalSAC,
@@ -471,7 +553,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         # The network views (actor, critic, parameter lists) and compiled functions are rebuilt by
         # _setup_model on load; the weights travel in the policy's state dict.
         views = ["actor", "critic", "critic_target", "policy_params", "critic_params", "critic_target_params"]
-        rebuilt = ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn", "_graphed_step"]
+        rebuilt = ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn", "_graphed_step", "_last_action_masks"]
         return super()._excluded_save_params() + views + rebuilt
 
     def _get_torch_save_params(self) -> Tuple[List[str], List[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel, BasePolicy
@@ -19,6 +20,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
 
+from rl_diffcat.agents.common.action_masks import check_masks
 from rl_diffcat.agents.common.action_spaces import action_dims
 from rl_diffcat.distributions import MultiDiffusionCategorical
 
@@ -98,17 +100,19 @@ class CategoricalActor(TraceableFeatures, BasePolicy):
         """Concatenated unnormalized logits of every factor, shape ``(batch, sum(K_i))``."""
         return self.logits_net(self.latent_pi(self.extract_features(obs, self.features_extractor)))
 
-    def distribution(self, obs: PyTorchObs, **sampler_settings: Any) -> MultiDiffusionCategorical:
+    def distribution(self, obs: PyTorchObs, mask: Optional[th.Tensor] = None, **sampler_settings: Any) -> MultiDiffusionCategorical:
         """The policy ``pi(.|obs)``.
 
         :param obs: batch of observations.
+        :param mask: optional bool ``(batch, sum(K_i))``, False = invalid action (zero probability).
         :param sampler_settings: ``sampler``, ``n_steps``, ``t_1``, ``tau`` used by ``rsample``.
         """
-        return MultiDiffusionCategorical(self.logits(obs), self.action_dims, validate_args=False, **sampler_settings)
+        return MultiDiffusionCategorical(self.logits(obs), self.action_dims, mask=mask, validate_args=False, **sampler_settings)
 
-    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        """Action indices ``(batch, n_factors)``: argmax if ``deterministic`` else a sample of ``pi``."""
-        dist = self.distribution(obs)
+    def forward(self, obs: PyTorchObs, deterministic: bool = False, mask: Optional[th.Tensor] = None) -> th.Tensor:
+        """Action indices ``(batch, n_factors)``: argmax if ``deterministic`` else a sample of ``pi``
+        (restricted to the valid actions of ``mask`` when given)."""
+        dist = self.distribution(obs, mask=mask)
         return dist.mode_indices if deterministic else dist.sample_indices()
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
@@ -461,6 +465,27 @@ class CategoricalSACPolicy(BasePolicy):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.actor(observation, deterministic)
+
+    def predict(
+        self,
+        observation: Union[np.ndarray, Dict[str, np.ndarray]],
+        state: Optional[Tuple[np.ndarray, ...]] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = False,
+        action_masks: Optional[np.ndarray] = None,
+    ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
+        """SB3's ``predict``, plus sb3-contrib's ``action_masks``: bools ``(n_obs, sum(K_i))`` (or
+        one row for a single observation), False = never chosen."""
+        if action_masks is None:
+            return super().predict(observation, state, episode_start, deterministic)
+        self.set_training_mode(False)
+        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
+        first = next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor
+        masks = check_masks(action_masks, self.actor.action_dims, first.shape[0], "predict(action_masks=...)")
+        with th.no_grad():
+            actions = self.actor(obs_tensor, deterministic, mask=th.as_tensor(masks, device=self.device))
+        actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
+        return (actions if vectorized_env else actions.squeeze(axis=0)), state
 
     def set_training_mode(self, mode: bool) -> None:
         self.actor.set_training_mode(mode)

@@ -204,7 +204,7 @@ class DiffCatSAC(CategoricalSAC):
         ``a' ~ pi(.|s')`` (or the exact ``sum_a' pi(a'|s') min_j Q'_j(s', a')`` with ``exact_target``)."""
         next_obs = replay_data.next_observations
         with th.no_grad():
-            next_dist = self.actor.distribution(next_obs)
+            next_dist = self.actor.distribution(next_obs, mask=getattr(replay_data, "next_action_masks", None))
             if self.exact_target:
                 next_q_all = self.reduce_twin(self.critic_target.all_actions(next_obs))
                 next_q = (next_dist.probs * next_q_all).sum(-1, keepdim=True)
@@ -215,10 +215,11 @@ class DiffCatSAC(CategoricalSAC):
         current_q = self.critic(replay_data.observations, self.buffer_one_hot(replay_data.actions))
         return self.td_loss(current_q, target_q), th.stack(current_q).mean().detach()
 
-    def actor_loss(self, obs: Any, alpha: th.Tensor) -> Tuple[th.Tensor, th.Tensor]:
+    def actor_loss(self, obs: Any, alpha: th.Tensor, mask: Optional[th.Tensor] = None) -> Tuple[th.Tensor, th.Tensor]:
         """``L = E_s[ -alpha H(pi(.|s)) - min_i Q_i(s, a~) ]``, ``a~`` = the sampler's hard one-hot,
-        whose backward pass carries ``dQ/da~`` into the logits (the pathwise gradient)."""
-        dist = self.actor.distribution(obs, sampler=self.sampler, **self.sampler_kwargs)
+        whose backward pass carries ``dQ/da~`` into the logits (the pathwise gradient). A masked
+        action is never sampled and its logit gets no gradient."""
+        dist = self.actor.distribution(obs, mask=mask, sampler=self.sampler, **self.sampler_kwargs)
         entropy = dist.entropy()
         q_pi = self.pathwise_q(obs, dist.rsample())
         if self.normalize_q:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import torch as th
 from gymnasium import spaces
@@ -64,21 +64,29 @@ class DiscreteSAC(CategoricalSAC):
     ) -> Tuple[th.Tensor, th.Tensor]:
         """Critic target: ``y = r + gamma (1 - d) sum_a' pi(a'|s') [min_j Q'_j(s', a') - alpha log pi(a'|s')]``."""
         next_obs = replay_data.next_observations
+        next_masks = getattr(replay_data, "next_action_masks", None)
         with th.no_grad():
-            next_dist = self.actor.distribution(next_obs)
+            next_dist = self.actor.distribution(next_obs, mask=next_masks)
             next_q_all = self.reduce_twin(self.critic_target(next_obs))
-            soft_q = next_q_all - alpha * next_dist.logits if self.backup_entropy else next_q_all
+            soft_q = next_q_all - alpha * _finite_log_probs(next_dist, next_masks) if self.backup_entropy else next_q_all
             next_v = (next_dist.probs * soft_q).sum(-1, keepdim=True)
             target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_v
         actions = replay_data.actions.long().reshape(-1, 1)
         current_q = tuple(q.gather(1, actions) for q in self.critic(replay_data.observations))
         return self.td_loss(current_q, target_q), th.stack(current_q).mean().detach()
 
-    def actor_loss(self, obs: Any, alpha: th.Tensor) -> Tuple[th.Tensor, th.Tensor]:
-        """``L = E_s[ sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a)) ]``, critics held fixed."""
-        dist = self.actor.distribution(obs)
+    def actor_loss(self, obs: Any, alpha: th.Tensor, mask: Optional[th.Tensor] = None) -> Tuple[th.Tensor, th.Tensor]:
+        """``L = E_s[ sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a)) ]``, critics held fixed
+        (the sum over the valid actions of ``mask``, when given)."""
+        dist = self.actor.distribution(obs, mask=mask)
         with th.no_grad():
             q_all = self.reduce_twin(self.critic(obs))
-        probs, log_probs = dist.probs, dist.logits
+        probs, log_probs = dist.probs, _finite_log_probs(dist, mask)
         loss = (probs * (alpha * log_probs - q_all)).sum(-1).mean()
         return loss, dist.entropy().mean().detach()
+
+
+def _finite_log_probs(dist: Any, mask: Optional[th.Tensor]) -> th.Tensor:
+    """``log pi``, with 0 instead of ``-inf`` at masked actions: their probability is 0, and
+    ``0 * -inf`` would make the sums over actions NaN."""
+    return dist.logits if mask is None else dist.logits.masked_fill(~mask, 0.0)

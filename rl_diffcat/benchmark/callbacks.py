@@ -108,10 +108,10 @@ class EvalCurveCallback(BaseCallback):
         return self.wall_clock - self.eval_time
 
     def _evaluate(self) -> None:
-        from stable_baselines3.common.evaluation import evaluate_policy
+        from rl_diffcat.benchmark.evaluation import policy_evaluator
 
         tic = time.perf_counter()
-        returns, _ = evaluate_policy(
+        returns, _ = policy_evaluator(self.model)(
             self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=True, return_episode_rewards=True
         )
         self.eval_time += time.perf_counter() - tic

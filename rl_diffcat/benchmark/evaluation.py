@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -26,6 +26,20 @@ def _saved_policy_module(path: str) -> Optional[str]:
         return data["policy_class"]["__module__"]
     except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
         return None
+
+
+def policy_evaluator(model: Any) -> Callable[..., Any]:
+    """SB3's ``evaluate_policy``, or sb3-contrib's maskable one for a model that masks invalid
+    actions (``use_action_masks``): it hands ``predict`` the env's masks at every step."""
+    if getattr(model, "use_action_masks", False):
+        try:
+            from sb3_contrib.common.maskable.evaluation import evaluate_policy
+        except ImportError as error:
+            raise ValueError("evaluating a model with action masks needs sb3-contrib: pip install 'rl-diffcat[contrib]'") from error
+        return evaluate_policy
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    return evaluate_policy
 
 
 def _zip_path(path: str) -> str:
@@ -92,7 +106,6 @@ def evaluate_saved_model(
     :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated.
     """
     import gymnasium as gym
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.utils import check_for_correct_spaces
 
@@ -113,7 +126,7 @@ def evaluate_saved_model(
         model.set_random_seed(seed)
         try:
             env.reset(seed=seed)
-            returns, lengths = evaluate_policy(
+            returns, lengths = policy_evaluator(model)(
                 model, env, n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True
             )
         except gym.error.DependencyNotInstalled as error:  # rendering imports its backend at the first reset

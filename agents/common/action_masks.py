@@ -1,0 +1,181 @@
+"""Invalid-action masks for the categorical SAC agents, in sb3-contrib's convention.
+
+An env that masks actions has a method ``action_masks()`` returning a bool array of width
+``sum(K_i)``: the factors' masks concatenated (``n`` for ``Discrete(n)``, ``sum(nvec)`` for
+``MultiDiscrete``, ``2 n`` for ``MultiBinary(n)``), True = valid. That is the layout of the
+agents' one-hot actions, so a mask lines up with the logits it masks.
+
+The replay buffers here keep the masks of ``s`` and ``s'`` next to each transition: the actor is
+trained on ``pi(.|s)`` restricted to the actions valid in ``s``, and the critic's target averages
+over the actions valid in ``s'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from rl_diffcat.agents.common.action_spaces import action_dims
+
+
+def masks_supported(env: Optional[VecEnv]) -> bool:
+    """Whether every env of ``env`` has an ``action_masks()`` method (looked up through wrappers)."""
+    if env is None:
+        return False
+    try:
+        env.get_attr("action_masks")
+    except AttributeError:
+        return False
+    return True
+
+
+def check_masks(masks: Any, widths: List[int], batch: int, where: str) -> np.ndarray:
+    """``masks`` as a bool array ``(batch, sum(widths))``, or a ValueError saying what is wrong.
+
+    :param masks: masks of ``batch`` observations (any array-like; one row per observation).
+    :param widths: the factor sizes ``K_i``.
+    :param batch: number of observations.
+    :param where: who gave the masks, for the message.
+    """
+    array = np.asarray(masks)
+    width = sum(widths)
+    if array.size != batch * width:
+        raise ValueError(
+            f"{where} gave action masks of shape {array.shape}; expected {batch} x {width} "
+            f"(one bool per action of each factor, factors of sizes {widths} concatenated)"
+        )
+    array = array.reshape(batch, width).astype(bool)
+    start = 0
+    for k in widths:
+        if not array[:, start : start + k].any(axis=1).all():
+            raise ValueError(f"{where} gave an action mask that rules out every action of a factor (columns {start}..{start + k - 1})")
+        start += k
+    return array
+
+
+def env_masks(env: VecEnv, widths: List[int]) -> np.ndarray:
+    """The current masks of every env of ``env``, ``(n_envs, sum(K_i))`` bools."""
+    return check_masks(np.stack(env.env_method("action_masks")), widths, env.num_envs, "env.action_masks()")
+
+
+def sample_valid(masks: np.ndarray, widths: List[int], rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random valid action indices ``(batch, n_factors)``: the warm-up's random actions."""
+    factors = []
+    start = 0
+    for k in widths:
+        part = masks[:, start : start + k]
+        # a uniform draw among the valid columns of each row: the largest of (uniform noise on valid, -1 elsewhere)
+        factors.append(np.where(part, rng.random(part.shape), -1.0).argmax(axis=1))
+        start += k
+    return np.stack(factors, axis=1)
+
+
+def log_valid_counts(masks: th.Tensor, widths: List[int]) -> th.Tensor:
+    """``sum_i log(number of valid actions of factor i)`` per row: the entropy of the uniform
+    policy over the valid actions, the most a masked policy can reach."""
+    counts = [part.sum(-1).clamp_min(1).float().log() for part in th.split(masks, widths, dim=-1)]
+    return th.stack(counts, dim=-1).sum(-1)
+
+
+class MaskedReplayBufferSamples(NamedTuple):
+    """SB3's ``ReplayBufferSamples`` with the masks of ``s`` and ``s'``."""
+
+    observations: Any
+    actions: th.Tensor
+    next_observations: Any
+    dones: th.Tensor
+    rewards: th.Tensor
+    discounts: Optional[th.Tensor]
+    action_masks: th.Tensor
+    next_action_masks: th.Tensor
+
+
+class _MaskStore:
+    """What the two masked buffers add to SB3's: the mask arrays, filled by :meth:`store_masks`
+    just before SB3's ``add`` writes the rest of the transition at the same position."""
+
+    buffer_size: int
+    n_envs: int
+    pos: int
+
+    def _init_masks(self, action_space: spaces.Space) -> None:
+        self.mask_widths = action_dims(action_space)
+        shape = (self.buffer_size, self.n_envs, sum(self.mask_widths))
+        self.action_masks = np.ones(shape, dtype=bool)
+        self.next_action_masks = np.ones(shape, dtype=bool)
+
+    def store_masks(self, masks: np.ndarray, next_masks: np.ndarray) -> None:
+        """Masks of the transition SB3's next ``add`` stores: of ``s`` and of ``s'``, ``(n_envs, sum(K_i))``."""
+        self.action_masks[self.pos] = masks
+        self.next_action_masks[self.pos] = next_masks
+
+    def _sample_env_indices(self, batch_inds: np.ndarray) -> np.ndarray:
+        return np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+
+
+class MaskedReplayBuffer(_MaskStore, ReplayBuffer):
+    """SB3's ``ReplayBuffer`` that also returns the action masks of ``s`` and ``s'``."""
+
+    def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, *args: Any, **kwargs: Any) -> None:
+        super().__init__(buffer_size, observation_space, action_space, *args, **kwargs)
+        if self.optimize_memory_usage:
+            raise ValueError("action masks need optimize_memory_usage=False (the next observation's mask is stored apart)")
+        self._init_masks(action_space)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Optional[VecNormalize] = None) -> MaskedReplayBufferSamples:  # type: ignore[override]
+        envs = self._sample_env_indices(batch_inds)
+        data = (
+            self._normalize_obs(self.observations[batch_inds, envs, :], env),
+            self.actions[batch_inds, envs, :],
+            self._normalize_obs(self.next_observations[batch_inds, envs, :], env),
+            # a time-limit cut is not a terminal state: its target still bootstraps
+            (self.dones[batch_inds, envs] * (1 - self.timeouts[batch_inds, envs])).reshape(-1, 1),
+            self._normalize_reward(self.rewards[batch_inds, envs].reshape(-1, 1), env),
+        )
+        masks = (self.action_masks[batch_inds, envs], self.next_action_masks[batch_inds, envs])
+        return MaskedReplayBufferSamples(*map(self.to_torch, data), None, *(th.as_tensor(m, device=self.device) for m in masks))
+
+
+class MaskedDictReplayBuffer(_MaskStore, DictReplayBuffer):
+    """SB3's ``DictReplayBuffer`` (dict observations) that also returns the action masks of ``s`` and ``s'``."""
+
+    def __init__(self, buffer_size: int, observation_space: spaces.Dict, action_space: spaces.Space, *args: Any, **kwargs: Any) -> None:
+        super().__init__(buffer_size, observation_space, action_space, *args, **kwargs)
+        self._init_masks(action_space)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Optional[VecNormalize] = None) -> MaskedReplayBufferSamples:  # type: ignore[override]
+        envs = self._sample_env_indices(batch_inds)
+
+        def observations(stored: Dict[str, np.ndarray]) -> Dict[str, th.Tensor]:
+            normalized = self._normalize_obs({key: obs[batch_inds, envs, :] for key, obs in stored.items()}, env)
+            return {key: self.to_torch(obs) for key, obs in normalized.items()}  # type: ignore[union-attr]
+
+        dones = (self.dones[batch_inds, envs] * (1 - self.timeouts[batch_inds, envs])).reshape(-1, 1)
+        return MaskedReplayBufferSamples(
+            observations=observations(self.observations),
+            actions=self.to_torch(self.actions[batch_inds, envs]),
+            next_observations=observations(self.next_observations),
+            dones=self.to_torch(dones),
+            rewards=self.to_torch(self._normalize_reward(self.rewards[batch_inds, envs].reshape(-1, 1), env)),
+            discounts=None,
+            action_masks=th.as_tensor(self.action_masks[batch_inds, envs], device=self.device),
+            next_action_masks=th.as_tensor(self.next_action_masks[batch_inds, envs], device=self.device),
+        )
+
+
+def masked_buffer_class(observation_space: spaces.Space, given: Optional[type]) -> type:
+    """The buffer class of a masked agent: ours, or a ``replay_buffer_class`` the user gave that already stores masks."""
+    if given is None:
+        return MaskedDictReplayBuffer if isinstance(observation_space, spaces.Dict) else MaskedReplayBuffer
+    if issubclass(given, _MaskStore):
+        return given
+    raise ValueError(
+        f"replay_buffer_class={given.__name__} does not store action masks; with action masks leave it out "
+        "(the agent uses MaskedReplayBuffer / MaskedDictReplayBuffer)"
+    )
+
