@@ -205,3 +205,26 @@ def test_masked_losses_compile_into_single_graphs_and_match_eager(algo, dims):
     assert_same_losses_and_gradients(model, twin)
     twin.replay_buffer = model.replay_buffer
     twin.learn(50, reset_num_timesteps=False)  # the compiled loop, never taking a masked action
+
+
+class DictPickTheMarked(PickTheMarked):
+    """PickTheMarked with a ``Dict`` observation: the mask and the marks apart."""
+
+    def __init__(self, dims=(3, 4)):
+        super().__init__(dims)
+        box = spaces.Box(0.0, 1.0, shape=(self.width,), dtype=np.float32)
+        self.observation_space = spaces.Dict({"mask": box, "marks": box})
+
+    def _new_state(self):
+        flat = super()._new_state()
+        return {"mask": flat[: self.width], "marks": flat[self.width :]}
+
+
+def test_dict_observations_get_the_masked_dict_buffer():
+    from rl_diffcat.agents.common.action_masks import MaskedDictReplayBuffer
+
+    model = DiffCatSAC("MultiInputPolicy", DictPickTheMarked(), learning_starts=40, seed=0, **SMALL).learn(100)
+    assert isinstance(model.replay_buffer, MaskedDictReplayBuffer)
+    sample = model.replay_buffer.sample(32)
+    np.testing.assert_array_equal(sample.action_masks.numpy(), sample.observations["mask"].numpy() > 0.5)
+    assert sample.next_action_masks.shape == (32, 7)
