@@ -510,7 +510,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
     def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: List[Dict[str, Any]]) -> None:
         """SB3's ``_store_transition``; with action masks it first hands the buffer the masks of
         ``s`` and ``s'``. The mask of an episode's last observation is not known (the env has
-        reset), so it counts every action valid there: a terminal state's target does not use it."""
+        reset), so every action counts as valid there: a terminated episode's target does not use
+        it, but a time-limit cut bootstraps from the unmasked policy at that observation."""
         if self.use_action_masks:
             next_masks = env_masks(self.env, self.action_dims)
             next_masks[np.asarray(dones, dtype=bool)] = True
