@@ -172,7 +172,9 @@ def test_save_load_keeps_masking_and_the_masks_in_the_buffer(tmp_path):
 def test_sb3_contrib_maskable_evaluate_policy_passes_the_masks():
     evaluation = pytest.importorskip("sb3_contrib.common.maskable.evaluation")
     model = DiffCatSAC("MlpPolicy", PickTheMarked(), learning_starts=50, seed=0, **SMALL).learn(100)
-    returns, _ = evaluation.evaluate_policy(model, PickTheMarked(), n_eval_episodes=3, return_episode_rewards=True)
+    from stable_baselines3.common.monitor import Monitor
+
+    returns, _ = evaluation.evaluate_policy(model, Monitor(PickTheMarked()), n_eval_episodes=3, return_episode_rewards=True)
     assert len(returns) == 3  # the env raises on a masked action
 
 
