@@ -119,8 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="play a saved model for some episodes and print its returns",
         description="Load a model saved by `rl-diffcat train` (or a compare's runs/<run>/model.zip) and play it.",
     )
-    evaluate.add_argument("env_id", help="the env the model was trained on, e.g. CartPole-v1")
-    evaluate.add_argument("--algo", required=True, help=f"the algo that trained it: one of {', '.join(ALGOS)} (optionally ALGO:SAMPLER)")
+    evaluate.add_argument(
+        "env_id", nargs="?", default=None, help="the env the model was trained on, e.g. CartPole-v1 (default: from the run's done.json)"
+    )
+    evaluate.add_argument(
+        "--algo",
+        default=None,
+        help=f"the algo that trained it: one of {', '.join(ALGOS)} (optionally ALGO:SAMPLER; default: from the run's done.json)",
+    )
     evaluate.add_argument("--sampler", default=None, help="the sampler it was trained with, only to find the default model file")
     evaluate.add_argument("--seed", type=int, default=0, help="the training seed, only to find the default model file (default 0)")
     evaluate.add_argument("--model", default=None, help="the model .zip (default: where train saves it, models/<env>_<algo>_seed<seed>.zip)")
@@ -261,6 +267,23 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _fill_from_done_json(args: argparse.Namespace) -> None:
+    """Take the env and algo left out of ``evaluate`` from the ``done.json`` beside ``--model``
+    (a compare's ``runs/<run>/`` folder, or ``train --done-json`` written there)."""
+    import json
+
+    where = "give ENV_ID and --algo, or a --model whose folder holds the run's done.json (a compare's runs/<run>/model.zip)"
+    if args.model is None:
+        raise ValueError(f"which model? {where}")
+    done_path = os.path.join(os.path.dirname(os.path.abspath(args.model)), "done.json")
+    if not os.path.isfile(done_path):
+        raise ValueError(f"no done.json beside {args.model} to read the env and algo from: {where}")
+    with open(done_path) as file:
+        done = json.load(file)
+    args.env_id = args.env_id or done["env"]
+    args.algo = args.algo or done["algo"]
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -268,6 +291,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     _check_device(args.device)
     _check_at_least(args, {"episodes": 1})
+    if args.env_id is None or args.algo is None:
+        _fill_from_done_json(args)
     label = algo_label(args.algo, args.sampler)
     # An unknown env, algo or sampler, or an algo that cannot act in the env, is named before the file is looked for.
     check_action_space(parse_algo(label)[0], args.env_id, action_space_of(args.env_id))

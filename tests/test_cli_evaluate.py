@@ -76,6 +76,8 @@ def test_evaluate_is_reproducible_for_an_eval_seed(models, monkeypatch):
         (["Acrobot-v1", "--algo", "ppo", "--model", default_model_path(ENV, "ppo", 0)], "was not trained on Acrobot-v1"),
         ([ENV, "--algo", "ppo", "--episodes", "0"], "--episodes must be >= 1, got 0"),
         (["CartPole-v9", "--algo", "ppo"], "Unknown env id 'CartPole-v9'"),
+        ([], "which model? give ENV_ID and --algo"),
+        (["--model", default_model_path(ENV, "ppo", 0)], "no done.json beside models/CartPole-v1_ppo_seed0.zip"),
         (["Pendulum-v1", "--algo", "diffcat-sac"], "diffcat-sac supports only Discrete/MultiDiscrete/MultiBinary"),
         ([ENV, "--algo", "diffcat-sac", "--sampler", "nope"], "valid samplers are"),
     ],
@@ -83,6 +85,15 @@ def test_evaluate_is_reproducible_for_an_eval_seed(models, monkeypatch):
 def test_evaluate_errors_are_clear(models, monkeypatch, capsys, argv, message):
     assert _evaluate(models, monkeypatch, argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_compare_runs_model_needs_no_env_or_algo(models, monkeypatch, capsys):
+    run = models / "results" / "runs" / "CartPole-v1__diffcat-sac__seed2"
+    run.mkdir(parents=True)
+    (run / "model.zip").write_bytes((models / default_model_path(ENV, "diffcat-sac", 2)).read_bytes())
+    (run / "done.json").write_text(json.dumps({"env": ENV, "algo": "diffcat-sac", "seed": 2}))
+    assert _evaluate(models, monkeypatch, ["--model", str(run / "model.zip"), "--episodes", "2", "--device", "cpu"]) == 0
+    assert f"diffcat-sac on {ENV} ({run / 'model.zip'}, trained 300 env steps" in capsys.readouterr().out
 
 
 def test_render_opens_a_window(models, monkeypatch, capsys):
