@@ -380,6 +380,7 @@ def test_discrete_sac_points_to_diffcat_sac(space):
         (dict(train_freq=(0, "episode")), r"train_freq\[0\]"),
         (dict(train_freq=(4, "epoch")), "train_freq"),
         (dict(n_steps=0), "n_steps"),
+        (dict(learning_starts=1e4), r"learning_starts must be an integer >= 0, got 10000.0 \(YAML reads 1e4 as a float"),
         (dict(target_update_interval=0), "target_update_interval"),  # ZeroDivisionError in train
     ],
 )

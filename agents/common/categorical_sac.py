@@ -37,8 +37,9 @@ def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
 
 def check_count(name: str, value: Any, minimum: int, hint: str = "") -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{hint}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        floated = " (YAML reads 1e4 as a float: write 10000)" if isinstance(value, float) else ""
+        raise ValueError(f"{name} must be an integer >= {minimum}{hint}, got {value!r}{floated}")
 
 
 def check_train_freq(train_freq: Any) -> None:
