@@ -6,6 +6,8 @@ Importing this package registers our ids with gymnasium (namespace ``rl_diffcat`
   control with each action dimension cut into 11 bins (:class:`DiscretizeAction`);
 - ``rl_diffcat/PolyProg-D{4,16,32}-v0``: polynomial programming with a known optimum
   (:class:`PolynomialProgramming`);
+- ``rl_diffcat/PolyProg-Masked-D{4,16,32}-v0``: the same with a quarter of the decisions fixed
+  per episode and their other value masked (:class:`MaskedPolynomialProgramming`, ``action_masks()``);
 - ``rl_diffcat/MinAtar-{Asterix,Breakout,Freeway,Seaquest,SpaceInvaders}-v0``: channel-first
   MinAtar games (:class:`MinAtarEnv`, with :class:`MinAtarCNN` for SB3 policies).
 
@@ -14,7 +16,7 @@ Importing this package registers our ids with gymnasium (namespace ``rl_diffcat`
 """
 
 from rl_diffcat.envs.minatar import MINATAR_GAMES, MinAtarCNN, MinAtarEnv
-from rl_diffcat.envs.polynomial import PolynomialProgramming
+from rl_diffcat.envs.polynomial import MaskedPolynomialProgramming, PolynomialProgramming
 from rl_diffcat.envs.registration import (
     extra_installed,
     list_envs,
@@ -31,6 +33,7 @@ __all__ = [
     "MINATAR_GAMES",
     "DiscretizeAction",
     "MinAtarCNN",
+    "MaskedPolynomialProgramming",
     "MinAtarEnv",
     "PolynomialProgramming",
     "extra_installed",

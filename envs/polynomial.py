@@ -108,3 +108,62 @@ class PolynomialProgramming(gym.Env):
         rows = np.stack([self._context, self._last_action])
         pixels = np.kron(rows, np.ones((8, 8)))
         return np.repeat((pixels * 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+class MaskedPolynomialProgramming(PolynomialProgramming):
+    """Polynomial programming in which some decisions are fixed in each episode, with the
+    invalid values masked: sb3-contrib's ``action_masks()``, which DiffCatSAC and DiscreteSAC read.
+
+    At every reset each decision is fixed with probability ``fixed_fraction`` to a random value in
+    ``{0, 1}``. ``action_masks()`` returns ``2 D`` bools (decision ``d``'s two values at ``2d`` and
+    ``2d + 1``; a fixed decision allows only its value). The observation is the target ``c`` as
+    before; the optimum takes the fixed values and the best free ones. An action that breaks a
+    fixed decision earns -1, the worst reward of the task, and ``info["broken_decisions"]`` counts
+    the decisions it broke: an agent that ignores the masks (PPO, say) must learn them from that.
+
+    :param n_vars: number of binary decisions ``D``
+    :param p: exponent of the distance (> 0)
+    :param target: fixed target in ``[0, 1]``, or ``None`` for ``c ~ U(0, 1)^D`` per episode
+    :param fixed_fraction: probability in ``[0, 1)`` that a decision is fixed in an episode
+    :param render_mode: ``None`` or ``"rgb_array"``
+    """
+
+    def __init__(
+        self,
+        n_vars: int = 8,
+        p: float = 2.0,
+        target: float | None = None,
+        fixed_fraction: float = 0.25,
+        render_mode: str | None = None,
+    ) -> None:
+        if isinstance(fixed_fraction, bool) or not isinstance(fixed_fraction, (int, float)) or not 0.0 <= fixed_fraction < 1.0:
+            raise ValueError(f"fixed_fraction must be a probability in [0, 1), got {fixed_fraction!r}.")
+        super().__init__(n_vars=n_vars, p=p, target=target, render_mode=render_mode)
+        self.fixed_fraction = float(fixed_fraction)
+        self._fixed = np.zeros(self.n_vars, dtype=bool)
+        self._fixed_values = np.zeros(self.n_vars, dtype=np.int64)
+
+    def action_masks(self) -> np.ndarray:
+        """Valid values of every decision, ``(2 D,)`` bools: ``[x_0 = 0, x_0 = 1, x_1 = 0, ...]``."""
+        allowed = np.ones((self.n_vars, 2), dtype=bool)
+        allowed[self._fixed, 1 - self._fixed_values[self._fixed]] = False
+        return allowed.reshape(-1)
+
+    def optimal_action(self) -> np.ndarray:
+        """The best action that keeps the fixed decisions: ``x_d = 1`` iff ``c_d > 0.5`` for the free ones."""
+        return np.where(self._fixed, self._fixed_values, super().optimal_action())
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        observation, _ = super().reset(seed=seed, options=options)
+        self._fixed = self.np_random.random(self.n_vars) < self.fixed_fraction
+        self._fixed_values = self.np_random.integers(0, 2, size=self.n_vars)
+        return observation, {"optimal_reward": self.optimal_reward()}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        broken = np.flatnonzero(self._fixed & (np.asarray(action).reshape(-1) != self._fixed_values))
+        if broken.size:  # the worst reward of the task: |x_d - c_d|^p <= 1 for every d
+            reward = -1.0
+            info["regret"] = info["optimal_reward"] - reward
+        info["broken_decisions"] = int(broken.size)
+        return observation, reward, terminated, truncated, info

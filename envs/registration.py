@@ -56,6 +56,11 @@ def _build_table() -> dict[str, tuple[str | None, dict[str, Any]]]:
             None,
             dict(entry_point="rl_diffcat.envs.polynomial:PolynomialProgramming", kwargs={"n_vars": n_vars}),
         )
+    for n_vars in POLYNOMIAL_SIZES:
+        table[_env_id(f"PolyProg-Masked-D{n_vars}")] = (
+            None,
+            dict(entry_point="rl_diffcat.envs.polynomial:MaskedPolynomialProgramming", kwargs={"n_vars": n_vars}),
+        )
     for name, game in MINATAR_GAMES.items():
         table[_env_id(f"MinAtar-{name}")] = (
             "minatar",

@@ -230,3 +230,37 @@ def test_dict_observations_get_the_masked_dict_buffer():
     sample = model.replay_buffer.sample(32)
     np.testing.assert_array_equal(sample.action_masks.numpy(), sample.observations["mask"].numpy() > 0.5)
     assert sample.next_action_masks.shape == (32, 7)
+
+
+def greedy_regret(model, env, episodes=200, masks=True):
+    """Mean regret and broken decisions of the greedy policy on a one-step masked task."""
+    regrets, broken = [], 0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=10_000 + episode)
+        action, _ = model.predict(obs, deterministic=True, action_masks=env.unwrapped.action_masks() if masks else None)
+        info = env.step(action)[-1]
+        regrets.append(info["regret"])
+        broken += info["broken_decisions"]
+    return float(np.mean(regrets)), broken
+
+
+def test_diffcat_sac_learns_the_registered_masked_polynomial_task():
+    """rl_diffcat/PolyProg-Masked-D16-v0: 16 binary decisions, a quarter fixed per episode. A
+    uniform choice among the valid actions has regret 0.19 on these episodes, the untrained policy
+    0.18; after 2000 steps 0.035 (seed 0, 2026-11-27), and asked without masks the same policy broke
+    387 fixed decisions in 200 episodes (regret 0.71)."""
+    import rl_diffcat.envs  # noqa: F401  (registers the ids)
+
+    model = DiffCatSAC("MlpPolicy", "rl_diffcat/PolyProg-Masked-D16-v0", learning_starts=200, batch_size=64, seed=0,
+                       policy_kwargs=dict(net_arch=[64, 64]))
+    assert model.use_action_masks
+    model.learn(2000)
+    env = gym.make("rl_diffcat/PolyProg-Masked-D16-v0")
+    regret, broken = greedy_regret(model, env)
+    print(f"PolyProg-Masked-D16 after 2000 steps: greedy regret {regret:.3f}")  # pytest -s shows it
+    assert broken == 0 and regret < 0.08
+    buffer = model.replay_buffer  # and no transition in the buffer breaks its mask
+    n = buffer.pos
+    taken = buffer.actions[:n, 0].astype(int)  # (n, 16) decisions
+    assert buffer.action_masks[:n, 0].reshape(n, 16, 2)[np.arange(n)[:, None], np.arange(16), taken].all()
+

@@ -13,7 +13,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.env_util import make_vec_env
 
 import rl_diffcat.envs as rl_envs
-from rl_diffcat.envs import DiscretizeAction, PolynomialProgramming, list_envs
+from rl_diffcat.envs import DiscretizeAction, MaskedPolynomialProgramming, PolynomialProgramming, list_envs
 
 # The checkers are pointed at the made env on purpose: for *-Discrete ids the wrapper is the env under test.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is different from the unwrapped version")
@@ -46,7 +46,7 @@ def test_list_envs_names_extras_and_everything_is_registered():
     envs = list_envs()
     assert set(envs.values()) == {None, "box2d", "mujoco", "minatar"}
     assert envs["rl_diffcat/HalfCheetah-Discrete-v0"] == "mujoco"
-    assert envs["rl_diffcat/PolyProg-D4-v0"] is None
+    assert envs["rl_diffcat/PolyProg-D4-v0"] is None and envs["rl_diffcat/PolyProg-Masked-D16-v0"] is None
     assert all(env_id in gym.registry for env_id in envs)
     installed = list_envs(installed_only=True)
     assert all(extra is None or rl_envs.extra_installed(extra) for extra in installed.values())
@@ -260,6 +260,43 @@ def test_polynomial_rejects_non_binary_action():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="3 binary decisions"):
         env.step(np.array([0, 2, 1]))
+
+
+def test_masked_polynomial_masks_the_fixed_decisions_and_its_optimum_is_the_best_valid_action():
+    env = MaskedPolynomialProgramming(n_vars=6, fixed_fraction=0.4)
+    fixed_counts = []
+    for episode in range(200):
+        _, info = env.reset(seed=episode)
+        masks = env.action_masks().reshape(6, 2)
+        assert masks.any(axis=1).all()  # every decision keeps a value
+        fixed_counts.append(int((~masks).any(axis=1).sum()))
+        valid = [np.array(x) for x in itertools.product((0, 1), repeat=6) if masks[np.arange(6), list(x)].all()]
+        best = max(env.reward(x) for x in valid)  # brute force over the valid actions
+        assert info["optimal_reward"] == pytest.approx(best)
+        assert masks[np.arange(6), env.optimal_action()].all()
+    # 1200 decisions, each fixed with probability 0.4: within 4 standard deviations
+    assert abs(np.sum(fixed_counts) / 1200 - 0.4) < 4 * np.sqrt(0.4 * 0.6 / 1200)
+
+
+def test_masked_polynomial_pays_the_worst_reward_for_a_broken_decision():
+    env = MaskedPolynomialProgramming(n_vars=8, fixed_fraction=0.5)
+    env.reset(seed=3)
+    masks = env.action_masks().reshape(8, 2)
+    fixed = np.flatnonzero(~masks.all(axis=1))
+    best = env.optimal_action()
+    _, reward, _, _, info = env.step(best)
+    assert info["broken_decisions"] == 0 and info["regret"] == pytest.approx(0.0)
+    env.reset(seed=3)
+    breaking = best.copy()
+    breaking[fixed[:2]] = 1 - breaking[fixed[:2]]
+    _, reward, _, _, info = env.step(breaking)
+    assert reward == -1.0 and info["broken_decisions"] == 2 and info["regret"] == pytest.approx(info["optimal_reward"] + 1.0)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, True, "0.2"])
+def test_masked_polynomial_rejects_bad_fixed_fraction(fraction):
+    with pytest.raises(ValueError, match="fixed_fraction must be a probability in"):
+        MaskedPolynomialProgramming(fixed_fraction=fraction)
 
 
 # ---- MinAtar -----------------------------------------------------------------------------------
