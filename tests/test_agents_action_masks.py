@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
 from rl_diffcat.agents.common.action_masks import MaskedReplayBuffer, log_valid_counts
+from rl_diffcat.samplers import SAMPLERS
 
 SMALL = dict(batch_size=32, buffer_size=5000, policy_kwargs=dict(net_arch=[64, 64]))
 
@@ -264,3 +265,13 @@ def test_diffcat_sac_learns_the_registered_masked_polynomial_task():
     taken = buffer.actions[:n, 0].astype(int)  # (n, 16) decisions
     assert buffer.action_masks[:n, 0].reshape(n, 16, 2)[np.arange(n)[:, None], np.arange(16), taken].all()
 
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(sampler=name) for name in SAMPLERS] + [dict(exact_target=True), dict(q_gradient="autograd"), dict(twin_q="mean")],
+    ids=lambda kwargs: "-".join(f"{key}={value}" for key, value in kwargs.items()),
+)
+def test_every_sampler_and_option_trains_masked(kwargs):
+    model = DiffCatSAC("MlpPolicy", PickTheMarked((6,)), learning_starts=50, seed=0, **SMALL, **kwargs).learn(300)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())  # and the env raised on no masked action
