@@ -25,8 +25,9 @@ SMOKE_OVERRIDES = {
     "discrete-sac": ["learning_starts=100", "batch_size=32"],
     "sac": ["learning_starts=100", "batch_size=32"],
 }
-# sac needs continuous actions: it trains on Pendulum, every other algo on CartPole.
-TRAIN_ENV = {"sac": "Pendulum-v1"}
+# sac needs continuous actions: it trains on Pendulum; maskable-ppo needs action masks; every
+# other algo trains on CartPole.
+TRAIN_ENV = {"sac": "Pendulum-v1", "maskable-ppo": "rl_diffcat/PolyProg-Masked-D4-v0"}
 
 
 def _available(algo: str) -> bool:
@@ -196,6 +197,7 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
     [
         (["train", ENV, "--algo", "sacc"], "valid algos are: diffcat-sac, discrete-sac, ppo, sac, ppo-diffcat"),
         (["train", ENV, "--algo", "sac"], "sac supports only Box"),
+        (["train", ENV, "--algo", "maskable-ppo"], "maskable-ppo needs an env with action_masks()"),
         (["train", "CartPole-v9", "--algo", "ppo"], "Unknown env id 'CartPole-v9'; did you mean"),
         (["train", ENV, "--algo", "ppo", "--sampler", "redge"], "only valid for"),
         (["train", ENV, "--algo", "diffcat-sac", "--sampler", "nope"], "valid samplers are"),
@@ -233,7 +235,16 @@ def test_compare_leaves_out_pairs_an_algo_does_not_support():
     assert [(spec.env_id, spec.algo) for spec in specs] == [
         (ENV, "ppo"), (ENV, "diffcat-sac"), ("Pendulum-v1", "sac"), ("Pendulum-v1", "ppo")
     ]
-    assert len(lines) == 2 and "leaving out sac on CartPole-v1" in lines[0] and "diffcat-sac on Pendulum-v1" in lines[1]
+    assert len(lines) == 2 and "leaving out sac on CartPole-v1: sac supports only Box" in lines[0]
+    assert "diffcat-sac on Pendulum-v1: diffcat-sac supports only Discrete" in lines[1]
+    lines.clear()
+    specs = plan_runs([ENV, "rl_diffcat/PolyProg-Masked-D4-v0"], ["maskable-ppo", "diffcat-sac"], [0], steps=100, eval_freq=50,
+                      log=lines.append)
+    assert [(spec.env_id, spec.algo) for spec in specs] == [
+        (ENV, "diffcat-sac"), ("rl_diffcat/PolyProg-Masked-D4-v0", "maskable-ppo"), ("rl_diffcat/PolyProg-Masked-D4-v0", "diffcat-sac")
+    ]
+    assert lines == ["leaving out maskable-ppo on CartPole-v1: maskable-ppo needs an env with action_masks() "
+                     "(such as rl_diffcat/PolyProg-Masked-D16-v0); CartPole-v1 has none"]
 
 
 def test_hyperparams_files_have_defaults_and_env_entries():

@@ -55,6 +55,7 @@ class AlgoSpec:
     :param action_spaces: action space types the algorithm supports.
     :param sampler_path: where ``--sampler`` goes in the hyperparameters (None: no sampler).
     :param description: one line for ``--help``.
+    :param needs_action_masks: the algorithm only runs on envs with ``action_masks()``.
     """
 
     name: str
@@ -63,6 +64,7 @@ class AlgoSpec:
     action_spaces: Tuple[type, ...]
     sampler_path: Optional[Tuple[str, ...]]
     description: str
+    needs_action_masks: bool = False
 
 
 ALGOS: Dict[str, AlgoSpec] = {
@@ -107,6 +109,15 @@ ALGOS: Dict[str, AlgoSpec] = {
             DISCRETE_SPACES,
             ("policy_kwargs", "sampler"),
             "PPO whose policy distribution is the diffusion categorical (rl_diffcat.sb3)",
+        ),
+        AlgoSpec(
+            "maskable-ppo",
+            _import("sb3_contrib:MaskablePPO"),
+            "maskable_ppo.yml",
+            DISCRETE_SPACES,
+            None,
+            "sb3-contrib's MaskablePPO, for envs with action_masks() (the contrib extra)",
+            needs_action_masks=True,
         ),
     )
 }
@@ -192,13 +203,30 @@ def action_space_of(env_id: str) -> spaces.Space:
     return action_space
 
 
+def env_has_action_masks(env_id: str) -> bool:
+    """Whether ``env_id`` masks invalid actions: it has sb3-contrib's ``action_masks()`` method.
+
+    :param env_id: a registered env id.
+    """
+    env = gym.make(env_id)
+    try:
+        return env.has_wrapper_attr("action_masks")
+    finally:
+        env.close()
+
+
 def check_action_space(spec: AlgoSpec, env_id: str, action_space: spaces.Space) -> None:
-    """Raise a ValueError naming the algos that fit when ``spec`` does not support the action space.
+    """Raise a ValueError naming the algos that fit when ``spec`` does not support the action space
+    (or, for an algorithm that needs them, when the env has no action masks).
 
     :param spec: the algorithm.
     :param env_id: the env id, for the message.
     :param action_space: the env's action space.
     """
+    if spec.needs_action_masks and not env_has_action_masks(env_id):
+        raise ValueError(
+            f"{spec.name} needs an env with action_masks() (such as rl_diffcat/PolyProg-Masked-D16-v0); {env_id} has none"
+        )
     if not isinstance(action_space, spec.action_spaces):
         fitting = [name for name, other in ALGOS.items() if isinstance(action_space, other.action_spaces)]
         supported = "/".join(t.__name__ for t in spec.action_spaces)
@@ -297,13 +325,17 @@ def _features_extractor(name: str) -> type:
 def _resolve_policy(algo_class: type, policy: Any) -> Any:
     if not isinstance(policy, str) or policy in getattr(algo_class, "policy_aliases", {}):
         return policy
-    sb3_glue = importlib.import_module("rl_diffcat.sb3")
-    if not hasattr(sb3_glue, policy):
-        raise ValueError(
-            f"Unknown policy {policy!r}: not an alias of {algo_class.__name__} "
-            f"({sorted(getattr(algo_class, 'policy_aliases', {}))}) nor a class in rl_diffcat.sb3"
-        )
-    return getattr(sb3_glue, policy)
+    for module_name in ("rl_diffcat.sb3", "rl_diffcat.sb3.maskable"):  # the second needs sb3-contrib
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if hasattr(module, policy):
+            return getattr(module, policy)
+    raise ValueError(
+        f"Unknown policy {policy!r}: not an alias of {algo_class.__name__} "
+        f"({sorted(getattr(algo_class, 'policy_aliases', {}))}) nor a class in rl_diffcat.sb3 or rl_diffcat.sb3.maskable"
+    )
 
 
 def _algo_class(spec: AlgoSpec) -> type:

@@ -30,8 +30,9 @@ def _saved_policy_module(path: str) -> Optional[str]:
 
 def policy_evaluator(model: Any) -> Callable[..., Any]:
     """SB3's ``evaluate_policy``, or sb3-contrib's maskable one for a model that masks invalid
-    actions (``use_action_masks``): it hands ``predict`` the env's masks at every step."""
-    if getattr(model, "use_action_masks", False):
+    actions (our agents' ``use_action_masks``, or ``MaskablePPO``): it hands ``predict`` the env's
+    masks at every step."""
+    if getattr(model, "use_action_masks", False) or type(model).__name__ == "MaskablePPO":
         try:
             from sb3_contrib.common.maskable.evaluation import evaluate_policy
         except ImportError as error:

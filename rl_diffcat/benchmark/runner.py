@@ -266,7 +266,8 @@ def plan_runs(
 ) -> List[RunSpec]:
     """Check every env and algo up front (a typo fails before anything trains) and list the runs.
 
-    An (env, algo) pair whose action space the algo does not support is left out (``log`` says so),
+    An (env, algo) pair whose action space the algo does not support (or without the action masks
+    it needs) is left out (``log`` says why),
     so one compare can put ``sac`` on ``Pendulum-v1`` beside ``diffcat-sac`` on its discretized twin;
     an algo that fits none of the envs is an error.
 
@@ -285,22 +286,21 @@ def plan_runs(
     for algo in algos:
         parse_algo(algo)
     action_spaces = {env_id: action_space_of(env_id) for env_id in envs}
-    fits: Dict[Tuple[str, str], bool] = {}
+    misfits: Dict[Tuple[str, str], ValueError] = {}  # why an algo cannot run on an env
     for algo in algos:
         errors = {}
         for env_id, action_space in action_spaces.items():
             try:
                 check_action_space(parse_algo(algo)[0], env_id, action_space)
             except ValueError as error:
-                errors[env_id] = error
-            fits[env_id, algo] = env_id not in errors
+                errors[env_id] = misfits[env_id, algo] = error
         if len(errors) == len(action_spaces):
             raise errors[envs[0]]
     specs = []
     for env_id in envs:
         for algo in algos:
-            if not fits[env_id, algo]:
-                log(f"leaving out {algo} on {env_id}: its action space {action_spaces[env_id]} is not supported")
+            if (env_id, algo) in misfits:
+                log(f"leaving out {algo} on {env_id}: {misfits[env_id, algo]}")
                 continue
             run_steps = int(steps if steps is not None else load_hyperparams(algo, env_id, overrides=overrides)["n_timesteps"])
             for seed in seeds:
