@@ -74,6 +74,17 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "results": "results/halfcheetah",
         "overlay": True,
     },
+    # Action masks on a combinatorial task: 16 binary decisions, a quarter fixed per episode.
+    # The SAC agents and MaskablePPO read the masks; PPO does not and pays -1 for a broken decision.
+    "masked": {
+        "envs": ["rl_diffcat/PolyProg-Masked-D16-v0"],
+        "algos": ["diffcat-sac", "diffcat-sac:gumbel_softmax", "maskable-ppo", "ppo"],
+        "seeds": 3,
+        "steps": 10_000,
+        "eval_freq": 500,
+        "eval_episodes": 50,
+        "results": "results/masked",
+    },
     # MinAtar on the GPU machine (CNN agents; 1M steps is hours per run even there).
     "minatar": {
         "envs": ["rl_diffcat/MinAtar-Breakout-v0", "rl_diffcat/MinAtar-SpaceInvaders-v0"],
