@@ -16,7 +16,7 @@ JOBS="${JOBS:-1}"
 DEVICE="${DEVICE:-auto}"
 PRESETS=("$@")
 if [ ${#PRESETS[@]} -eq 0 ]; then
-  PRESETS=(quick cartpole acrobot lunarlander pendulum halfcheetah)
+  PRESETS=(quick cartpole acrobot lunarlander pendulum halfcheetah masked)
 fi
 
 for preset in "${PRESETS[@]}"; do

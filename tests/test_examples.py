@@ -330,3 +330,8 @@ def test_shell_scripts_parse(script):
     """The device and benchmark scripts run where a syntax error costs a lent GPU's minutes."""
     result = subprocess.run(["bash", "-n", str(EXAMPLES / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_masked_polyprog_reference_orders_the_policies():
+    means = load_script("masked_polyprog_reference").main(["--episodes", "300"])
+    assert means["optimal"] > means["uniform valid"] > means["greedy ignoring masks"] >= -1.0
