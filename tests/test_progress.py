@@ -51,7 +51,14 @@ def test_wait_reports_each_new_evaluation_and_returns_the_exit_code(tmp_path):
     process = subprocess.Popen([sys.executable, "-c", child])
     assert wait_reporting_progress(process, str(eval_csv), "run", 400, lines.append, poll_s=0.05) == 3
     assert lines == [
-        "run: step 100/400 (25%), eval 1.0, 10.0 env-steps/s, about 30s left",
-        "run: step 200/400 (50%), eval 2.5, 10.0 env-steps/s, about 20s left",
+        "run: step 100/400 (25%), eval 1.000, 10.0 env-steps/s, about 30s left",
+        "run: step 200/400 (50%), eval 2.500, 10.0 env-steps/s, about 20s left",
     ]
     assert [row["step"] for row in read_eval_rows(str(eval_csv))] == [0, 100, 200]
+
+
+def test_returns_get_the_decimals_their_size_needs():
+    from rl_diffcat.benchmark.progress import format_return, return_decimals
+
+    assert [format_return(v) for v in (7043.7, -130.0, 2.5, -0.14583)] == ["7043.7", "-130.0", "2.500", "-0.1458"]
+    assert return_decimals([-0.2, float("nan"), None, -0.9]) == 4 and return_decimals([]) == 1

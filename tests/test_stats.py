@@ -107,3 +107,22 @@ def test_learning_curve_band_is_the_mean_over_seeds_with_its_bootstrap_interval(
     assert band.loc[100, "mean"] == 30.0 and band.loc[100, "n_seeds"] == 3
     # Resampled means of {0, 30, 60} lie in [0, 60]; the 95% interval is strictly inside the range.
     assert 0.0 <= band.loc[100, "low"] < 30.0 < band.loc[100, "high"] <= 60.0
+
+
+def test_summary_tables_show_small_returns_with_enough_decimals():
+    import pandas as pd
+
+    from rl_diffcat.benchmark.report import RUN_COLUMNS, markdown_summary
+
+    def run(env, algo, seed, final):
+        return dict(env=env, algo=algo, seed=seed, status="done", steps=100, final_mean_return=final, mean_eval_return=final - 0.1,
+                    wall_clock_s=1.0, env_steps_per_s=100.0, resumed_at="", evaluated_to=float("nan"), last_eval_return=float("nan"), log="")
+
+    runs = pd.DataFrame(
+        [run("Bandit", "a", 0, -0.1458), run("Bandit", "a", 1, -0.1512), run("CartPole", "a", 0, 500.0), run("CartPole", "a", 1, 480.0)],
+        columns=list(RUN_COLUMNS),
+    )
+    table = markdown_summary(runs, n_resamples=200)
+    assert "| a | 0 | done | -0.1458 | -0.2458 |" in table  # a one-step task: 4 decimals
+    assert "| a | 0 | done | 500.0 | 499.9 |" in table  # CartPole keeps its one decimal
+    assert "| -0.1485 ± 0.0038 |" in table

@@ -8,10 +8,24 @@ at ~10 env-steps/s) says nothing between a run's start and its end.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
+
+
+def return_decimals(returns: Sequence[float]) -> int:
+    """Decimals that show returns of this size: 1 from a largest magnitude of 10 up (CartPole's
+    500, HalfCheetah's 7000), 3 from 1 up, 4 below (a one-step task with rewards in [-1, 0])."""
+    finite = [abs(value) for value in returns if value is not None and not math.isnan(value)]
+    scale = max(finite, default=10.0)
+    return 1 if scale >= 10 else 3 if scale >= 1 else 4
+
+
+def format_return(value: float) -> str:
+    """One return, with :func:`return_decimals` decimals."""
+    return f"{value:.{return_decimals([value])}f}"
 
 
 def format_duration(seconds: float) -> str:
@@ -52,7 +66,7 @@ def progress_line(name: str, rows: List[Dict[str, float]], total_steps: int, war
     """
     last = rows[-1]
     step = int(last["step"])
-    line = f"{name}: step {step}/{total_steps} ({100 * step / max(total_steps, 1):.0f}%), eval {last['mean_return']:.1f}"
+    line = f"{name}: step {step}/{total_steps} ({100 * step / max(total_steps, 1):.0f}%), eval {format_return(last['mean_return'])}"
     if len(rows) >= 2:
         steps = last["step"] - rows[-2]["step"]
         seconds = last["wall_clock"] - rows[-2]["wall_clock"]
@@ -102,4 +116,4 @@ def wait_reporting_progress(
         return returncode
 
 
-__all__ = ["format_duration", "progress_line", "read_eval_rows", "wait_reporting_progress"]
+__all__ = ["format_duration", "format_return", "progress_line", "read_eval_rows", "return_decimals", "wait_reporting_progress"]

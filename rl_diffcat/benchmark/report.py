@@ -9,6 +9,7 @@ import pandas as pd
 
 from rl_diffcat.benchmark.callbacks import EVAL_COLUMNS
 from rl_diffcat.benchmark.plots import plot_learning_curves, plot_overlay
+from rl_diffcat.benchmark.progress import return_decimals
 from rl_diffcat.benchmark.runner import run_dir
 from rl_diffcat.benchmark.stats import bootstrap_ci
 
@@ -86,6 +87,7 @@ def _fmt(value: float, digits: int = 1) -> str:
     return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
 
 
+
 def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
     """Per env: final return (mean +/- std over seeds) and IQM with its 95% stratified-bootstrap CI
     per algo, then every (algo, seed) with its wall-clock and env-steps/second.
@@ -109,6 +111,7 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
     ]
     for env_id, env_runs in runs.groupby("env", sort=False):
         finished = env_runs[env_runs["status"].isin(FINISHED)]
+        d = return_decimals(list(env_runs["final_mean_return"]) + list(env_runs["mean_eval_return"]))
         lines += ["", f"## {env_id}", "", "| algo | seeds | steps | final return (mean ± std) | IQM [95% CI] | mean of evaluations | wall-clock s (mean) | env-steps/s (mean) |"]
         lines.append("|---|---|---|---|---|---|---|---|")
         for algo, group in env_runs.groupby("algo", sort=False):
@@ -121,17 +124,17 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
             std = scores.std(ddof=1) if len(scores) > 1 else 0.0
             seeds = f"{len(done)}" if len(done) == len(group) else f"{len(done)} of {len(group)}"
             lines.append(
-                f"| {algo} | {seeds} | {done['steps'].iloc[0]} | {scores.mean():.1f} ± {std:.1f} | "
-                f"{estimate:.1f} [{low:.1f}, {high:.1f}] | {_fmt(done['mean_eval_return'].mean())} | "
+                f"| {algo} | {seeds} | {done['steps'].iloc[0]} | {scores.mean():.{d}f} ± {std:.{d}f} | "
+                f"{estimate:.{d}f} [{low:.{d}f}, {high:.{d}f}] | {_fmt(done['mean_eval_return'].mean(), d)} | "
                 f"{done['wall_clock_s'].mean():.1f} | {done['env_steps_per_s'].mean():.0f} |"
             )
         lines += ["", "| algo | seed | status | final return | mean of evaluations | wall-clock s | env-steps/s |", "|---|---|---|---|---|---|---|"]
         for row in env_runs.itertuples():
             status = f"{row.status} (resumed at {row.resumed_at})" if row.resumed_at else row.status
             if row.status == "in progress" and not pd.isna(row.evaluated_to):
-                status += f": last evaluation {_fmt(row.last_eval_return)} at step {int(row.evaluated_to)} of {row.steps}"
+                status += f": last evaluation {_fmt(row.last_eval_return, d)} at step {int(row.evaluated_to)} of {row.steps}"
             lines.append(
-                f"| {row.algo} | {row.seed} | {status} | {_fmt(row.final_mean_return)} | {_fmt(row.mean_eval_return)} | "
+                f"| {row.algo} | {row.seed} | {status} | {_fmt(row.final_mean_return, d)} | {_fmt(row.mean_eval_return, d)} | "
                 f"{_fmt(row.wall_clock_s)} | {_fmt(row.env_steps_per_s, 0)} |"
             )
     return "\n".join(lines) + "\n"

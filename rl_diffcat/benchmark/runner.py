@@ -39,7 +39,7 @@ from rl_diffcat.benchmark.checkpoint import (
     read_checkpoint,
     remove_checkpoint,
 )
-from rl_diffcat.benchmark.progress import wait_reporting_progress
+from rl_diffcat.benchmark.progress import format_return, wait_reporting_progress
 from rl_diffcat.benchmark.runlock import RunLock, read_holder
 
 
@@ -547,7 +547,7 @@ def run_compare(
             finish(
                 index,
                 {"spec": spec, "status": "done", "summary": done, "log": log_path},
-                f"{spec.label}: final return {done['final_mean_return']:.1f}, {elapsed:.0f} s, {done['env_steps_per_s']:.0f} env-steps/s",
+                f"{spec.label}: final return {format_return(done['final_mean_return'])}, {elapsed:.0f} s, {done['env_steps_per_s']:.0f} env-steps/s",
             )
         else:
             reason = (
