@@ -499,8 +499,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
         the valid actions of each env, and the masks are kept for the transition being stored."""
         if not self.use_action_masks:
             return super()._sample_action(learning_starts, action_noise, n_envs)
-        masks = env_masks(self.env, self.action_dims)
-        self._last_action_masks = masks
+        if self._last_action_masks is None:  # set by _store_transition for the observation after a step
+            self._last_action_masks = env_masks(self.env, self.action_dims)
+        masks = self._last_action_masks
         if self.num_timesteps < learning_starts:
             action = sample_valid(masks, self.action_dims, self.action_space.np_random)
             action = action.reshape((n_envs, *self.action_space.shape)).astype(self.action_space.dtype)
@@ -514,10 +515,18 @@ class CategoricalSAC(OffPolicyAlgorithm):
         reset), so every action counts as valid there: a terminated episode's target does not use
         it, but a time-limit cut bootstraps from the unmasked policy at that observation."""
         if self.use_action_masks:
-            next_masks = env_masks(self.env, self.action_dims)
+            current = env_masks(self.env, self.action_dims)  # of new_obs: after a reset, of the new episode
+            next_masks = current.copy()
             next_masks[np.asarray(dones, dtype=bool)] = True
             replay_buffer.store_masks(self._last_action_masks, next_masks)
+            self._last_action_masks = current  # the next _sample_action acts on new_obs
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Tuple[int, Any]:
+        """SB3's ``_setup_learn``; the masks kept for the last observation are dropped, as it may
+        have reset the env (or ``set_env`` changed it)."""
+        self._last_action_masks = None
+        return super()._setup_learn(*args, **kwargs)
 
     def predict(
         self,
