@@ -280,8 +280,10 @@ def _fill_from_done_json(args: argparse.Namespace) -> None:
         raise ValueError(f"no done.json beside {args.model} to read the env and algo from: {where}")
     with open(done_path) as file:
         done = json.load(file)
-    args.env_id = args.env_id or done["env"]
-    args.algo = args.algo or done["algo"]
+    args.env_id = args.env_id or done.get("env")
+    args.algo = args.algo or done.get("algo")
+    if args.env_id is None or args.algo is None:
+        raise ValueError(f"{done_path} does not name the run's env and algo: {where}")
 
 
 def _evaluate(args: argparse.Namespace) -> int:

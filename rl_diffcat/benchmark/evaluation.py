@@ -32,7 +32,7 @@ def policy_evaluator(model: Any) -> Callable[..., Any]:
     """SB3's ``evaluate_policy``, or sb3-contrib's maskable one for a model that masks invalid
     actions (our agents' ``use_action_masks``, or ``MaskablePPO``): it hands ``predict`` the env's
     masks at every step."""
-    if getattr(model, "use_action_masks", False) or type(model).__name__ == "MaskablePPO":
+    if getattr(model, "use_action_masks", False) or any(cls.__name__ == "MaskablePPO" for cls in type(model).__mro__):
         try:
             from sb3_contrib.common.maskable.evaluation import evaluate_policy
         except ImportError as error:
