@@ -275,3 +275,19 @@ def test_diffcat_sac_learns_the_registered_masked_polynomial_task():
 def test_every_sampler_and_option_trains_masked(kwargs):
     model = DiffCatSAC("MlpPolicy", PickTheMarked((6,)), learning_starts=50, seed=0, **SMALL, **kwargs).learn(300)
     assert all(th.isfinite(p).all() for p in model.policy.parameters())  # and the env raised on no masked action
+
+
+class BinaryPickTheMarked(PickTheMarked):
+    """PickTheMarked on a MultiBinary(3) action space: masks of width 2 n, as sb3-contrib lays them out."""
+
+    def __init__(self):
+        super().__init__((2, 2, 2))
+        self.action_space = spaces.MultiBinary(3)
+
+
+def test_multibinary_masks_have_two_columns_per_bit():
+    model = DiffCatSAC("MlpPolicy", BinaryPickTheMarked(), learning_starts=50, seed=0, **SMALL).learn(300)
+    assert model.use_action_masks and model.replay_buffer.action_masks.shape[-1] == 6
+    actions, _ = model.predict(np.zeros((2, 12), dtype=np.float32), deterministic=True,
+                               action_masks=np.array([[True, False] * 3, [False, True] * 3]))
+    np.testing.assert_array_equal(actions, [[0, 0, 0], [1, 1, 1]])
