@@ -105,7 +105,17 @@ def test_render_opens_a_window(models, monkeypatch, capsys):
     assert "over 1 deterministic episodes" in capsys.readouterr().out
 
 
+def test_render_without_a_display_is_refused_before_anything_opens(models, monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--render", "--device", "cpu"]
+    assert _evaluate(models, monkeypatch, argv) == 2
+    assert "there is no display" in capsys.readouterr().err
+
+
 def test_render_without_its_dependency_says_what_is_missing(models, monkeypatch, capsys):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     monkeypatch.setitem(sys.modules, "pygame", None)  # `import pygame` now fails, as when it is not installed
     argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--render", "--device", "cpu"]
     assert _evaluate(models, monkeypatch, argv) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zipfile
 from typing import Any, Callable, Dict, Optional
 
@@ -41,6 +42,13 @@ def policy_evaluator(model: Any) -> Callable[..., Any]:
     from stable_baselines3.common.evaluation import evaluate_policy
 
     return evaluate_policy
+
+
+def _check_display() -> None:
+    """On Linux a window needs a display (X11 or Wayland): without one MuJoCo's viewer aborts the
+    process in C, so say so first. ``SDL_VIDEODRIVER`` (pygame's dummy driver, say) counts as one."""
+    if sys.platform.startswith("linux") and not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")):
+        raise ValueError("--render opens a window, but there is no display (DISPLAY and WAYLAND_DISPLAY are unset)")
 
 
 def _zip_path(path: str) -> str:
@@ -112,6 +120,8 @@ def evaluate_saved_model(
 
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    if render:
+        _check_display()
     check_env_id(env_id)
     path = _zip_path(path)
     model = load_saved_model(algo, path, device)
