@@ -288,3 +288,16 @@ def test_every_preset_plans_its_runs(name):
     planned = {(spec.env_id, spec.algo) for spec in specs}
     assert {algo for _, algo in planned} == set(preset["algos"])  # every algo runs on some env
     assert len(specs) == len(planned) * preset["seeds"]
+
+
+def test_maskable_ppo_takes_the_maskable_diffcat_policy_by_name():
+    pytest.importorskip("sb3_contrib")
+    from rl_diffcat.benchmark.algos import make_model
+    from rl_diffcat.sb3.maskable import MaskableDiffCatActorCriticPolicy
+
+    env_id = "rl_diffcat/PolyProg-Masked-D4-v0"
+    params = load_hyperparams("maskable-ppo", env_id, overrides={"policy": "MaskableDiffCatActorCriticPolicy", "n_envs": 1})
+    model = make_model("maskable-ppo", env_id, params, seed=0, device="cpu")
+    assert isinstance(model.policy, MaskableDiffCatActorCriticPolicy)
+    with pytest.raises(ValueError, match="nor a class in rl_diffcat.sb3 or rl_diffcat.sb3.maskable"):
+        make_model("maskable-ppo", env_id, {**params, "policy": "NoSuchPolicy"}, seed=0, device="cpu")
