@@ -15,6 +15,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
 from rl_diffcat.agents.common.action_masks import MaskedReplayBuffer, log_valid_counts
 from rl_diffcat.samplers import SAMPLERS
+from conftest import requires_cuda
 
 SMALL = dict(batch_size=32, buffer_size=5000, policy_kwargs=dict(net_arch=[64, 64]))
 
@@ -291,3 +292,12 @@ def test_multibinary_masks_have_two_columns_per_bit():
     actions, _ = model.predict(np.zeros((2, 12), dtype=np.float32), deterministic=True,
                                action_masks=np.array([[True, False] * 3, [False, True] * 3]))
     np.testing.assert_array_equal(actions, [[0, 0, 0], [1, 1, 1]])
+
+
+@requires_cuda
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_masked_agents_train_on_cuda(algo):
+    """The masks travel to the device with the minibatch; a GPU run takes no masked action either."""
+    model = algo("MlpPolicy", PickTheMarked((6,)), learning_starts=50, seed=0, device="cuda", **SMALL).learn(300)
+    assert model.replay_buffer.sample(8).action_masks.device.type == "cuda"
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
