@@ -6,6 +6,7 @@ Examples::
     rl-diffcat compare --preset quick
     rl-diffcat compare --envs CartPole-v1 Acrobot-v1 --algos ppo diffcat-sac --seeds 5 --steps 50000 --jobs 2
     rl-diffcat evaluate CartPole-v1 --algo diffcat-sac --seed 0 --episodes 20
+    rl-diffcat envs
 
 Heavy imports (torch, stable-baselines3, the agents) happen inside the commands, so ``--help``
 is fast and this module imports even when an optional agent is missing.
@@ -136,7 +137,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human')")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
     evaluate.add_argument("--json", default=None, help="also write the returns and lengths of every episode to this JSON file")
+
+    envs = commands.add_parser(
+        "envs", help="list our registered env ids, their action spaces and the extras they need",
+        description="The rl_diffcat/ env ids (importing rl_diffcat.envs registers them with gymnasium).",
+    )
+    envs.add_argument("--no-spaces", action="store_true", help="do not build each env to show its action space")
     return parser
+
+
+def _envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from rl_diffcat.envs import extra_installed, list_envs
+
+    for env_id, extra in list_envs().items():
+        installed = extra is None or extra_installed(extra)
+        missing = "" if installed else f": not installed, pip install 'rl-diffcat[{extra}]'"
+        needs = "" if extra is None else f"  [extra {extra}{missing}]"
+        space = ""
+        if installed and not args.no_spaces:
+            env = gym.make(env_id)
+            masks = "  action_masks()" if env.has_wrapper_attr("action_masks") else ""
+            space = f"  {env.action_space}{masks}"
+            env.close()
+        print(f"{env_id}{space}{needs}")
+    return 0
 
 
 def _check_device(device: str) -> None:
@@ -328,7 +354,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"train": _train, "compare": _compare, "evaluate": _evaluate}
+_COMMANDS = {"train": _train, "compare": _compare, "evaluate": _evaluate, "envs": _envs}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

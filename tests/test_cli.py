@@ -301,3 +301,22 @@ def test_maskable_ppo_takes_the_maskable_diffcat_policy_by_name():
     assert isinstance(model.policy, MaskableDiffCatActorCriticPolicy)
     with pytest.raises(ValueError, match="nor a class in rl_diffcat.sb3 or rl_diffcat.sb3.maskable"):
         make_model("maskable-ppo", env_id, {**params, "policy": "NoSuchPolicy"}, seed=0, device="cpu")
+
+
+def test_envs_lists_every_id_with_its_space_masks_and_extra(monkeypatch, capsys):
+    from rl_diffcat.envs import list_envs
+
+    assert main(["envs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split()[0]: line for line in lines if line.startswith("rl_diffcat/")}
+    assert set(listed) == set(list_envs())
+    assert listed["rl_diffcat/PolyProg-Masked-D16-v0"].endswith("MultiDiscrete([2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2])  action_masks()")
+    assert "action_masks()" not in listed["rl_diffcat/PolyProg-D16-v0"]
+    # a missing extra is named with its pip command, and such an env is not built
+    import rl_diffcat.envs
+
+    monkeypatch.setattr(rl_diffcat.envs, "extra_installed", lambda extra: extra != "mujoco")
+    assert main(["envs", "--no-spaces"]) == 0
+    out = capsys.readouterr().out
+    assert "rl_diffcat/HalfCheetah-Discrete-v0  [extra mujoco: not installed, pip install 'rl-diffcat[mujoco]']" in out
+    assert "rl_diffcat/PolyProg-D4-v0\n" in out  # --no-spaces: ids only
