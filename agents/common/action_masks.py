@@ -50,11 +50,14 @@ def check_masks(masks: Any, widths: List[int], batch: int, where: str) -> np.nda
             f"(one bool per action of each factor, factors of sizes {widths} concatenated)"
         )
     array = array.reshape(batch, width).astype(bool)
-    start = 0
-    for k in widths:
-        if not array[:, start : start + k].any(axis=1).all():
-            raise ValueError(f"{where} gave an action mask that rules out every action of a factor (columns {start}..{start + k - 1})")
-        start += k
+    starts = np.cumsum([0] + list(widths[:-1]))
+    empty = (np.add.reduceat(array, starts, axis=1) == 0).any(axis=0)  # per factor: some row allows nothing
+    if empty.any():
+        factor = int(np.flatnonzero(empty)[0])
+        first = int(starts[factor])
+        raise ValueError(
+            f"{where} gave an action mask that rules out every action of a factor (columns {first}..{first + widths[factor] - 1})"
+        )
     return array
 
 
