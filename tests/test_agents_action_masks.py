@@ -13,7 +13,9 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
-from rl_diffcat.agents.common.action_masks import MaskedReplayBuffer, log_valid_counts
+from stable_baselines3.common.buffers import NStepReplayBuffer
+
+from rl_diffcat.agents.common.action_masks import MaskedNStepReplayBuffer, MaskedReplayBuffer, log_valid_counts
 from rl_diffcat.samplers import SAMPLERS
 from conftest import requires_cuda
 
@@ -80,21 +82,21 @@ def mean_return(model, env, episodes=20, masks=True):
 
 
 # The untrained policies score 2.95 (one factor) and 4.3 (three factors) on these evaluation
-# episodes; after training they scored 10.0, 8.4 and 10.0 (seed 0, 2026-11-27).
+# episodes; after training they scored 10.0, 8.4, 10.0 and, with 3-step returns, 10.0 (seed 0, 2026-11-27).
 @pytest.mark.parametrize(
-    "algo, dims, steps, threshold",
-    [(DiffCatSAC, (6,), 2000, 9.0), (DiffCatSAC, (4, 5, 3), 3000, 7.0), (DiscreteSAC, (6,), 2000, 9.0)],
+    "algo, dims, steps, threshold, n_steps",
+    [(DiffCatSAC, (6,), 2000, 9.0, 1), (DiffCatSAC, (4, 5, 3), 3000, 7.0, 1), (DiscreteSAC, (6,), 2000, 9.0, 1), (DiffCatSAC, (6,), 2000, 9.0, 3)],
 )
-def test_masked_agents_learn_and_never_take_a_masked_action(algo, dims, steps, threshold):
+def test_masked_agents_learn_and_never_take_a_masked_action(algo, dims, steps, threshold, n_steps):
     env = PickTheMarked(dims)
-    model = algo("MlpPolicy", env, learning_starts=200, seed=0, **SMALL)
-    assert model.use_action_masks and isinstance(model.replay_buffer, MaskedReplayBuffer)
+    model = algo("MlpPolicy", env, learning_starts=200, n_steps=n_steps, seed=0, **SMALL)
+    assert model.use_action_masks and isinstance(model.replay_buffer, MaskedReplayBuffer if n_steps == 1 else MaskedNStepReplayBuffer)
     untrained = mean_return(model, PickTheMarked(dims))
     model.learn(steps)  # PickTheMarked raises on a masked action
     # A uniform choice among the valid actions picks the mark with probability 1 / (valid count):
     # about 3 of 10 per factor. The greedy policy must read the mark.
     score = mean_return(model, PickTheMarked(dims))
-    print(f"{algo.__name__} on factors {dims}: greedy return {untrained:.2f} untrained, {score:.2f} of 10 after {steps} steps")  # pytest -s
+    print(f"{algo.__name__} (n_steps={n_steps}) on factors {dims}: greedy return {untrained:.2f} untrained, {score:.2f} of 10 after {steps} steps")  # pytest -s
     assert score >= threshold
 
 
@@ -151,12 +153,73 @@ def test_masks_are_off_for_envs_without_them_and_refused_where_unsupported():
     assert not DiffCatSAC("MlpPolicy", PickTheMarked(), use_action_masks=False, **SMALL).use_action_masks
     with pytest.raises(ValueError, match="needs an env with an action_masks"):
         DiffCatSAC("MlpPolicy", "CartPole-v1", use_action_masks=True, **SMALL)
-    with pytest.raises(ValueError, match="n-step"):
-        DiffCatSAC("MlpPolicy", PickTheMarked(), n_steps=3, **SMALL)
+    with pytest.raises(ValueError, match="has no n-step returns"):
+        DiffCatSAC("MlpPolicy", PickTheMarked(), n_steps=3, replay_buffer_class=MaskedReplayBuffer, **SMALL)
     with pytest.raises(ValueError, match="does not store action masks"):
         DiffCatSAC("MlpPolicy", PickTheMarked(), replay_buffer_class=ReplayBuffer, **SMALL)
     with pytest.raises(ValueError, match="use_action_masks must be"):
         DiffCatSAC("MlpPolicy", PickTheMarked(), use_action_masks="yes", **SMALL)
+
+
+def fill_n_step_buffers(size, n_envs, n_transitions, n_steps, seed):
+    """A MaskedNStepReplayBuffer and SB3's NStepReplayBuffer fed the same random transitions (many
+    terminal and time-limit ends). Every observation starts with its own mask, so a sampled mask can
+    be checked against the observation it was sampled with."""
+    rng = np.random.default_rng(seed)
+    width, obs_dim = 6, 9
+    obs_space = spaces.Box(-10.0, 10.0, shape=(obs_dim,), dtype=np.float32)
+    act_space = spaces.MultiDiscrete([2, 4])
+    kwargs = dict(device="cpu", n_envs=n_envs, n_steps=n_steps, gamma=0.9)
+    ours, sb3 = MaskedNStepReplayBuffer(size, obs_space, act_space, **kwargs), NStepReplayBuffer(size, obs_space, act_space, **kwargs)
+
+    def observation():
+        masks = rng.random((n_envs, width)) < 0.6
+        return np.concatenate([masks, rng.normal(size=(n_envs, obs_dim - width))], axis=1).astype(np.float32), masks
+
+    obs, masks = observation()
+    for _ in range(n_transitions):
+        next_obs, next_masks = observation()
+        action = np.stack([rng.integers(2, size=n_envs), rng.integers(4, size=n_envs)], axis=1)
+        reward = rng.normal(size=n_envs).astype(np.float32)
+        done = rng.random(n_envs) < 0.15
+        infos = [{"TimeLimit.truncated": bool(rng.random() < 0.4)} for _ in range(n_envs)]
+        ours.store_masks(masks, next_masks)
+        for buffer in (ours, sb3):
+            buffer.add(obs, next_obs, action, reward, done, infos)
+        obs, masks = next_obs, next_masks
+    return ours, sb3, width
+
+
+@pytest.mark.parametrize("n_envs, n_transitions", [(1, 70), (2, 40), (2, 130)], ids=["one-env", "two-envs", "wrapped"])
+def test_masked_n_step_buffer_matches_sb3s_and_masks_where_the_return_stops(n_envs, n_transitions):
+    ours, sb3, width = fill_n_step_buffers(size=100, n_envs=n_envs, n_transitions=n_transitions, n_steps=4, seed=n_transitions)
+    batch = np.random.default_rng(1).integers(0, ours.buffer_size if ours.full else ours.pos, size=512)  # rows: 100 // n_envs
+    np.random.seed(0)  # both draw the env of each sample from numpy's global generator
+    mine = ours._get_samples(batch)
+    np.random.seed(0)
+    theirs = sb3._get_samples(batch)
+    for field in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
+        np.testing.assert_allclose(getattr(mine, field).numpy(), getattr(theirs, field).numpy(), rtol=1e-6, err_msg=field)
+    assert len(set(np.round(mine.discounts.numpy().ravel(), 6))) == 4  # returns of 1 to 4 rewards were drawn
+    np.testing.assert_array_equal(mine.action_masks.numpy(), mine.observations[:, :width].numpy() > 0.5)
+    # the mask of s' comes from the same transition as the observation the target bootstraps from
+    np.testing.assert_array_equal(mine.next_action_masks.numpy(), mine.next_observations[:, :width].numpy() > 0.5)
+
+
+@pytest.mark.parametrize("algo, dims", [(DiffCatSAC, (4, 5)), (DiscreteSAC, (6,))])
+def test_masked_agents_take_n_step_returns(algo, dims, tmp_path):
+    model = algo("MlpPolicy", PickTheMarked(dims), n_steps=3, gamma=0.9, learning_starts=50, seed=0, **SMALL).learn(200)
+    assert isinstance(model.replay_buffer, MaskedNStepReplayBuffer)
+    assert (model.replay_buffer.n_steps, model.replay_buffer.gamma) == (3, 0.9)
+    sample = model.replay_buffer.sample(64)
+    assert sample.discounts is not None and (sample.discounts < 0.9).any()  # some returns sum several rewards
+    model.save(tmp_path / "model.zip")
+    loaded = algo.load(tmp_path / "model.zip", env=PickTheMarked(dims), device="cpu")
+    assert isinstance(loaded.replay_buffer, MaskedNStepReplayBuffer)
+    assert (loaded.replay_buffer.n_steps, loaded.replay_buffer.gamma) == (3, 0.9)
+    for use_action_masks in (True, False):  # SB3 has no n-step buffer for Dict observations
+        with pytest.raises(ValueError, match="Dict observations"):
+            DiffCatSAC("MultiInputPolicy", DictPickTheMarked(), n_steps=3, use_action_masks=use_action_masks, **SMALL)
 
 
 def test_save_load_keeps_masking_and_the_masks_in_the_buffer(tmp_path):

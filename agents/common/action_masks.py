@@ -7,7 +7,7 @@ agents' one-hot actions, so a mask lines up with the logits it masks.
 
 The replay buffers here keep the masks of ``s`` and ``s'`` next to each transition: the actor is
 trained on ``pi(.|s)`` restricted to the actions valid in ``s``, and the critic's target averages
-over the actions valid in ``s'``.
+over the actions valid in ``s'`` (with n-step returns, in the state the return bootstraps from).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from rl_diffcat.agents.common.action_spaces import action_dims
@@ -171,14 +171,61 @@ class MaskedDictReplayBuffer(_MaskStore, DictReplayBuffer):
         )
 
 
-def masked_buffer_class(observation_space: spaces.Space, given: Optional[type]) -> type:
-    """The buffer class of a masked agent: ours, or a ``replay_buffer_class`` the user gave that already stores masks."""
+class MaskedNStepReplayBuffer(_MaskStore, NStepReplayBuffer):
+    """SB3's ``NStepReplayBuffer`` that also returns the masks of ``s`` and of the state the n-step
+    return bootstraps from.
+
+    SB3's sampler does not say where each n-step return stops, and the mask must come from there,
+    so the return is computed here by the same rule: it sums the rewards of up to ``n_steps``
+    transitions and stops at the first episode end (terminal or time limit) or at the newest
+    transition in the buffer, whose successor is not stored yet. ``tests/test_agents_action_masks.py``
+    checks it against SB3's buffer on the same data.
+    """
+
+    def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, *args: Any, **kwargs: Any) -> None:
+        super().__init__(buffer_size, observation_space, action_space, *args, **kwargs)
+        self._init_masks(action_space)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Optional[VecNormalize] = None) -> MaskedReplayBufferSamples:  # type: ignore[override]
+        envs = self._sample_env_indices(batch_inds)
+        offsets = np.arange(self.n_steps)
+        rows = (batch_inds[:, None] + offsets) % self.buffer_size  # (batch, n_steps): the transitions summed
+        cols = envs[:, None]
+        stops = np.logical_or(self.dones[rows, cols], self.timeouts[rows, cols])
+        stops |= rows == (self.pos - 1) % self.buffer_size
+        last = np.where(stops.any(axis=1), stops.argmax(axis=1), self.n_steps - 1)  # offset of the last one
+        summed = offsets <= last[:, None]
+        weights = (self.gamma ** offsets.astype(np.float32)) * summed
+        returns = (self._normalize_reward(self.rewards[rows, cols], env) * weights).sum(axis=1, keepdims=True)
+        discounts = (self.gamma ** (last + 1).astype(np.float32)).reshape(-1, 1)
+        ends = (batch_inds + last) % self.buffer_size
+        # a time-limit cut is not a terminal state: its target still bootstraps
+        dones = (self.dones[ends, envs] * (1 - self.timeouts[ends, envs])).reshape(-1, 1)
+        data = (
+            self._normalize_obs(self.observations[batch_inds, envs, :], env),
+            self.actions[batch_inds, envs, :],
+            self._normalize_obs(self.next_observations[ends, envs, :], env),
+            dones,
+            returns,
+            discounts,
+        )
+        masks = (self.action_masks[batch_inds, envs], self.next_action_masks[ends, envs])
+        return MaskedReplayBufferSamples(*map(self.to_torch, data), *(th.as_tensor(m, device=self.device) for m in masks))
+
+
+def masked_buffer_class(observation_space: spaces.Space, given: Optional[type], n_steps: int = 1) -> type:
+    """The buffer class of a masked agent: ours, or a ``replay_buffer_class`` the user gave that already
+    stores masks (and, with ``n_steps > 1``, computes n-step returns)."""
     if given is None:
+        if n_steps > 1:  # Box observations: the agent refuses n-step returns with Dict ones
+            return MaskedNStepReplayBuffer
         return MaskedDictReplayBuffer if isinstance(observation_space, spaces.Dict) else MaskedReplayBuffer
-    if issubclass(given, _MaskStore):
-        return given
-    raise ValueError(
-        f"replay_buffer_class={given.__name__} does not store action masks; with action masks leave it out "
-        "(the agent uses MaskedReplayBuffer / MaskedDictReplayBuffer)"
-    )
+    if not issubclass(given, _MaskStore):
+        raise ValueError(
+            f"replay_buffer_class={given.__name__} does not store action masks; with action masks leave it out "
+            "(the agent uses MaskedReplayBuffer, MaskedNStepReplayBuffer or MaskedDictReplayBuffer)"
+        )
+    if n_steps > 1 and not issubclass(given, NStepReplayBuffer):
+        raise ValueError(f"replay_buffer_class={given.__name__} has no n-step returns; with n_steps > 1 leave it out")
+    return given
 

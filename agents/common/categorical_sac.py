@@ -5,6 +5,7 @@ only writes its two losses (``critic_loss`` and ``actor_loss``)."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
@@ -111,8 +112,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
         convention: one bool per action, the factors concatenated). ``None`` turns it on when the
         env has that method. Masked actions are never taken (warm-up included), the actor and the
         critic's target see only valid actions, and the target entropy is the same fraction of the
-        entropy of the uniform policy over the valid actions. Not with ``n_steps > 1``,
-        ``optimize_memory_usage`` or ``cuda_graph`` yet.
+        entropy of the uniform policy over the valid actions. With ``n_steps > 1`` the buffer is
+        ``MaskedNStepReplayBuffer``. Not with ``optimize_memory_usage`` or ``cuda_graph`` yet.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard log folder (``None``: no logging).
     :param policy_kwargs: policy keyword arguments (``net_arch``, ``n_critics``, ...).
@@ -265,8 +266,15 @@ class CategoricalSAC(OffPolicyAlgorithm):
     # -- setup --------------------------------------------------------------------------------
     def _setup_model(self) -> None:
         check_action_space(self.action_space, type(self).__name__, self.supported_action_spaces)
+        if self.n_steps > 1 and isinstance(self.observation_space, spaces.Dict):
+            # SB3 has no n-step buffer for Dict observations (it would stop on a bare assert)
+            raise ValueError("n-step returns (n_steps > 1) are not supported with Dict observations: use n_steps=1")
         self._setup_action_masks()
-        super()._setup_model()
+        with warnings.catch_warnings():
+            # SB3 warns that a given replay_buffer_class ignores n_steps: the masked one was set up for it above
+            if self.use_action_masks:
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom `replay_buffer_class`")
+            super()._setup_model()
         self._check_policy_family()
         self.actor = self.policy.actor
         self.critic = self.policy.critic
@@ -305,13 +313,14 @@ class CategoricalSAC(OffPolicyAlgorithm):
                 "use_action_masks=True needs an env with an action_masks() method returning one bool per action "
                 "(sb3-contrib's convention); this env has none"
             )
-        if self.n_steps > 1:
-            raise ValueError("action masks do not support n-step returns yet: use n_steps=1")
         if self.optimize_memory_usage:
             raise ValueError("action masks need optimize_memory_usage=False (the next observation's mask is stored apart)")
         if self.cuda_graph:
             raise ValueError("action masks are not supported with cuda_graph=True yet: use cuda_graph=False")
-        self.replay_buffer_class = masked_buffer_class(self.observation_space, self.replay_buffer_class)
+        self.replay_buffer_class = masked_buffer_class(self.observation_space, self.replay_buffer_class, self.n_steps)
+        if self.n_steps > 1:
+            # what SB3 adds for its own NStepReplayBuffer, which it only picks when no class is given
+            self.replay_buffer_kwargs.update({"n_steps": self.n_steps, "gamma": self.gamma})
 
     def _check_policy_family(self) -> None:
         """Refuse a policy of the other agent: the two critics score different things (Q(s, a) of a
