@@ -11,10 +11,14 @@ Importing this package registers our ids with gymnasium (namespace ``rl_diffcat`
 - ``rl_diffcat/MinAtar-{Asterix,Breakout,Freeway,Seaquest,SpaceInvaders}-v0``: channel-first
   MinAtar games (:class:`MinAtarEnv`, with :class:`MinAtarCNN` for SB3 policies).
 
+:class:`ActionMasksInInfo` reports each step's action mask in ``info`` (the mask of an episode's
+last observation, which a vectorized env's reset hides from ``action_masks()``).
+
 :func:`list_envs` tells which optional extra each id needs. Without importing this package,
 ``gymnasium.make("rl_diffcat.envs:rl_diffcat/Pendulum-Discrete-v0")`` imports it for you.
 """
 
+from rl_diffcat.envs.mask_info import ActionMasksInInfo
 from rl_diffcat.envs.minatar import MINATAR_GAMES, MinAtarCNN, MinAtarEnv
 from rl_diffcat.envs.polynomial import MaskedPolynomialProgramming, PolynomialProgramming
 from rl_diffcat.envs.registration import (
@@ -31,6 +35,7 @@ register_envs()
 
 __all__ = [
     "MINATAR_GAMES",
+    "ActionMasksInInfo",
     "DiscretizeAction",
     "MinAtarCNN",
     "MaskedPolynomialProgramming",

@@ -115,6 +115,22 @@ def test_the_buffer_holds_the_masks_of_s_and_s_next():
     np.testing.assert_array_equal(sample.action_masks.cpu().numpy(), sample.observations[:, :9].cpu().numpy() > 0.5)
 
 
+def test_the_last_observation_s_mask_comes_from_the_info_with_the_wrapper():
+    from rl_diffcat.envs import ActionMasksInInfo
+
+    env = DummyVecEnv([lambda: ActionMasksInInfo(PickTheMarked((4, 5))) for _ in range(2)])
+    model = DiffCatSAC("MlpPolicy", env, learning_starts=10_000, seed=0, **SMALL)  # warm-up only
+    model.learn(60)
+    buffer, n = model.replay_buffer, model.replay_buffer.pos
+    ends = buffer.timeouts[:n].astype(bool)
+    assert ends.any()
+    # every s' mask, the episodes' last ones included, is the one of the stored next observation
+    np.testing.assert_array_equal(buffer.next_action_masks[:n], buffer.next_observations[:n, :, :9] > 0.5)
+    assert not buffer.next_action_masks[:n][ends].all()
+    with pytest.raises(ValueError, match="needs an env with an action_masks"):
+        ActionMasksInInfo(gym.make("CartPole-v1"))
+
+
 def test_predict_with_masks_picks_only_valid_actions():
     env = PickTheMarked((5, 5))
     model = DiffCatSAC("MlpPolicy", env, seed=0, **SMALL)  # untrained: its preferences ignore the masks

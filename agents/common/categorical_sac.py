@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, S
 from stable_baselines3.common.utils import get_parameters_by_name
 from torch.nn import functional as F
 
-from rl_diffcat.agents.common.action_masks import env_masks, log_valid_counts, masked_buffer_class, masks_supported, sample_valid
+from rl_diffcat.agents.common.action_masks import check_masks, env_masks, log_valid_counts, masked_buffer_class, masks_supported, sample_valid
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
 from rl_diffcat.agents.common.cuda_graph import GraphedStep, graph_supported, make_capturable, release_capturable, set_learning_rate
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
@@ -520,13 +520,17 @@ class CategoricalSAC(OffPolicyAlgorithm):
 
     def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: List[Dict[str, Any]]) -> None:
         """SB3's ``_store_transition``; with action masks it first hands the buffer the masks of
-        ``s`` and ``s'``. The mask of an episode's last observation is not known (the env has
-        reset), so every action counts as valid there: a terminated episode's target does not use
-        it, but a time-limit cut bootstraps from the unmasked policy at that observation."""
+        ``s`` and ``s'``. The env has already reset after an episode's last step, so the mask of
+        its last observation is read from ``info["action_masks"]`` (see
+        :class:`~rl_diffcat.envs.ActionMasksInInfo`); where the env does not report it, every
+        action counts as valid there: a terminated episode's target does not use it, but a
+        time-limit cut bootstraps from the unmasked policy at that observation."""
         if self.use_action_masks:
             current = env_masks(self.env, self.action_dims)  # of new_obs: after a reset, of the new episode
             next_masks = current.copy()
-            next_masks[np.asarray(dones, dtype=bool)] = True
+            for env_index in np.flatnonzero(dones):
+                last = infos[env_index].get("action_masks")
+                next_masks[env_index] = True if last is None else check_masks(last, self.action_dims, 1, 'info["action_masks"]')[0]
             replay_buffer.store_masks(self._last_action_masks, next_masks)
             self._last_action_masks = current  # the next _sample_action acts on new_obs
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
