@@ -131,6 +131,20 @@ def test_the_last_observation_s_mask_comes_from_the_info_with_the_wrapper():
         ActionMasksInInfo(gym.make("CartPole-v1"))
 
 
+def test_the_compare_s_training_envs_report_the_masks_in_info():
+    from rl_diffcat.benchmark.algos import make_training_env
+
+    masked = make_training_env("rl_diffcat/PolyProg-Masked-D4-v0", {"n_envs": 2}, seed=0)
+    masked.reset()
+    before = np.stack(masked.env_method("action_masks"))
+    _, _, dones, infos = masked.step(np.zeros((2, 4), dtype=np.int64))
+    assert dones.all()  # one-step episodes: the envs reset, and the info keeps the last mask
+    np.testing.assert_array_equal(np.stack([info["action_masks"] for info in infos]), before)
+    plain = make_training_env("CartPole-v1", {}, seed=0)
+    plain.reset()
+    assert "action_masks" not in plain.step(np.zeros(1, dtype=np.int64))[3][0]
+
+
 def test_predict_with_masks_picks_only_valid_actions():
     env = PickTheMarked((5, 5))
     model = DiffCatSAC("MlpPolicy", env, seed=0, **SMALL)  # untrained: its preferences ignore the masks

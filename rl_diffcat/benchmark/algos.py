@@ -346,11 +346,24 @@ def _algo_class(spec: AlgoSpec) -> type:
 
 
 def make_training_env(env_id: str, params: Dict[str, Any], seed: int):
-    """The ``DummyVecEnv`` of ``params["n_envs"]`` (default 1) training envs, seeded ``seed, seed + 1, ...``."""
+    """The ``DummyVecEnv`` of ``params["n_envs"]`` (default 1) training envs, seeded ``seed, seed + 1, ...``.
+    Envs with ``action_masks()`` also report each step's mask in ``info`` (:class:`ActionMasksInInfo`),
+    where the SAC agents find the mask of an episode's last observation."""
     from stable_baselines3.common.env_util import make_vec_env
 
     importlib.import_module("rl_diffcat.envs")  # registers the rl_diffcat/ ids (resume reaches here first)
-    return make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed)
+    return make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed, wrapper_class=_masks_in_info)
+
+
+def _masks_in_info(env: Any) -> Any:
+    """``env`` wrapped in :class:`ActionMasksInInfo` when it has ``action_masks()``, else as it is."""
+    from rl_diffcat.envs import ActionMasksInInfo
+
+    try:
+        env.get_wrapper_attr("action_masks")
+    except AttributeError:
+        return env
+    return ActionMasksInInfo(env)
 
 
 def make_model(
