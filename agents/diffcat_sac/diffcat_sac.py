@@ -74,6 +74,7 @@ class DiffCatSAC(CategoricalSAC):
     :param learning_rate: learning rate of actor, critics and temperature (or a schedule).
     :param sampler: pathwise sampler, a name in :data:`rl_diffcat.samplers.SAMPLERS`.
     :param sampler_kwargs: sampler knobs ``n_steps``, ``t_1``, ``tau`` (unused ones are ignored).
+        The agent's own ``n_steps`` argument is SB3's n-step return, not the sampler's DDIM steps.
     :param exact_target: critic target with the exact expectation over ``a'`` (``Discrete`` only).
     :param normalize_q: divide the actor's Q term by the batch mean of ``|Q|`` (detached), so the
         actor gradient does not grow with the reward scale and ``alpha`` keeps the same meaning.
