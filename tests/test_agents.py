@@ -315,6 +315,23 @@ def test_exact_target_option():
         DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiBinary(3)), exact_target=True, **SMALL)
 
 
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_critic_target_takes_per_sample_discounts(algo):
+    """n-step buffers hand the critic loss one discount per sample (``gamma^k``, k = rewards summed)."""
+    model = algo("MlpPolicy", "CartPole-v1", seed=0, **SMALL).learn(100)
+    data, alpha = model.replay_buffer.sample(16), th.tensor(0.2)
+
+    def loss(discounts):
+        th.manual_seed(1)  # the same next actions a' ~ pi for DiffCatSAC's sampled target
+        return model.critic_loss(data, discounts, alpha)[0]
+
+    assert loss(th.full((16, 1), model.gamma)).item() == pytest.approx(loss(model.gamma).item(), rel=1e-6)
+    # A zero discount leaves the reward alone as the target.
+    current = model.critic(data.observations, model.buffer_one_hot(data.actions)) if algo is DiffCatSAC else tuple(
+        q.gather(1, data.actions.long()) for q in model.critic(data.observations))
+    assert loss(th.zeros(16, 1)).item() == pytest.approx(model.td_loss(current, data.rewards).item(), rel=1e-5)
+
+
 def test_temperature_step_is_the_gradient_step_of_its_loss():
     """alpha moves as Adam on L(log alpha) = log alpha * (H - H_target) would move it: down while
     the policy is more random than the target, up while it is less."""
