@@ -54,11 +54,17 @@ class DiffusionCategorical(Distribution):
         if probs is not None:
             if validate_args is not False and ((probs < 0).any() or torch.isnan(probs).any()):
                 raise ValueError("probs must be non-negative and not NaN")
-            logits = probs.log()
+            # -inf where a prob is 0 (a masked action): log(0) would give the other probs NaN gradients
+            logits = torch.where(probs > 0, probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), float("-inf"))
         check = Distribution._validate_args if validate_args is None else validate_args
         masked = prepare_logits(logits, mask, validate_args=check)
         self.mask = valid_actions(masked)
+        if logits.dtype == torch.float64:  # normalize at the input's precision, not the samplers' float32
+            masked = logits.masked_fill(~self.mask, float("-inf"))
         self.logits = (masked - masked.logsumexp(-1, keepdim=True)).to(logits.dtype)
+        if self.logits.dtype in (torch.float16, torch.bfloat16):
+            # a log-probability below the dtype's range is -inf: that action has probability 0 too
+            self.mask = valid_actions(self.logits)
         self.sampler, self.n_steps, self.t_1, self.tau = sampler, n_steps, t_1, tau
         self.generator = generator
         self._sample_fn = make_sampler(sampler, n_steps=n_steps, t_1=t_1, tau=tau)
@@ -94,13 +100,15 @@ class DiffusionCategorical(Distribution):
 
     def expand(self, batch_shape: Sequence[int], _instance=None) -> "DiffusionCategorical":
         shape = torch.Size(batch_shape) + self.event_shape
-        return type(self)(
+        new = type(self)(
             logits=self.logits.expand(shape),
             mask=self.mask.expand(shape),
             generator=self.generator,
-            validate_args=False,
+            validate_args=False,  # the logits were checked already
             **self._knobs(),
         )
+        new._validate_args = self._validate_args  # as torch's expand: the values checks stay as they were
+        return new
 
     # -- sampling -----------------------------------------------------------------------------
     def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
@@ -203,7 +211,16 @@ class MultiDiffusionCategorical(Distribution):
             else:
                 self.blocks_dims.append((k, 1))
         widths = [k * n for k, n in self.blocks_dims]
-        masks = [None] * len(widths) if mask is None else torch.split(mask.expand(logits.shape), widths, dim=-1)
+        if mask is not None:
+            try:
+                mask = mask.expand(logits.shape)
+            except (RuntimeError, AttributeError):
+                shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+                raise ValueError(
+                    f"mask of shape {shape} does not match the concatenated logits of shape {tuple(logits.shape)}; "
+                    "it must have the same shape (or broadcast to it)"
+                ) from None
+        masks = [None] * len(widths) if mask is None else torch.split(mask, widths, dim=-1)
         self.blocks = [
             DiffusionCategorical(logits=self._unjoin(part, n, k), mask=None if m is None else self._unjoin(m, n, k), **kwargs)
             for part, m, (k, n) in zip(torch.split(logits, widths, dim=-1), masks, self.blocks_dims)

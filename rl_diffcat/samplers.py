@@ -23,7 +23,8 @@ Common keyword arguments of every sampler:
 * ``validate_args``: check inputs (NaN/inf logits, mask shape, fully masked rows). ``None``
   follows the module default, see :func:`set_validation`. Checks cost one host sync.
 
-All arithmetic runs in float32 whatever the input dtype; the result has the input dtype.
+All arithmetic runs in float32 whatever the input dtype; the result has the input dtype
+(``score_function``'s surrogate too).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 import os
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -111,21 +113,31 @@ def _fused_mode(device: torch.device, n_steps: int) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _is_integer(value: Any) -> bool:
+    """An integer, numpy's included (a hyperparameter read from an array), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number, numpy's included, but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_n_steps(n_steps: int) -> None:
     """Raise ``ValueError`` unless ``n_steps`` is an integer >= 2."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 2:
+    if not _is_integer(n_steps) or n_steps < 2:
         raise ValueError(f"n_steps must be an integer >= 2 (one DDIM step at least), got {n_steps!r}")
 
 
 def check_t_1(t_1: float) -> None:
     """Raise ``ValueError`` unless ``0 < t_1 < 1``."""
-    if not isinstance(t_1, (int, float)) or not (0.0 < float(t_1) < 1.0):
+    if not _is_number(t_1) or not (0.0 < float(t_1) < 1.0):
         raise ValueError(f"t_1 must be a number in the open interval (0, 1), got {t_1!r}")
 
 
 def check_tau(tau: float) -> None:
     """Raise ``ValueError`` unless ``tau > 0``."""
-    if not isinstance(tau, (int, float)) or not (float(tau) > 0.0) or math.isinf(tau):
+    if not _is_number(tau) or not (float(tau) > 0.0) or math.isinf(tau):
         raise ValueError(f"tau (temperature) must be a finite number > 0, got {tau!r}")
 
 
@@ -486,19 +498,28 @@ def score_function(
     :param n_samples: number of samples >= 2 (the baseline needs another sample).
     :return: the surrogate of shape ``S``.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
+    if not _is_integer(n_samples) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2 for the leave-one-out baseline, got {n_samples!r}")
     masked = prepare_logits(logits, mask, validate_args)
     log_probs = masked.log_softmax(-1)
     expanded = log_probs.expand(n_samples, *log_probs.shape)
     x = sample_one_hot(expanded.exp(), generator)
     log_pi = torch.where(x.bool(), expanded, torch.zeros_like(expanded)).sum(-1)
-    values = f(x.to(logits.dtype)).float()
+    values = f(x.to(logits.dtype))
+    # f must keep the sample dim and a prefix of the batch dims: a broadcast or a reduction over
+    # the samples would silently give another estimator.
+    if not isinstance(values, Tensor) or values.dim() < 1 or values.shape != log_pi.shape[: values.dim()]:
+        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ValueError(
+            f"f must return a tensor of shape (n_samples, *S) with S a prefix of the batch shape "
+            f"{tuple(log_pi.shape[1:])}, i.e. one of {[tuple(log_pi.shape[:d]) for d in range(1, log_pi.dim() + 1)]}; got {shape}"
+        )
+    values = values.float()
     while log_pi.dim() > values.dim():
         log_pi = log_pi.sum(-1)
     baseline = (values.sum(0, keepdim=True) - values) / (n_samples - 1)
     score = (values - baseline).detach() * (log_pi - log_pi.detach())
-    return (values + score).mean(0)
+    return (values + score).mean(0).to(logits.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

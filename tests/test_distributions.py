@@ -65,10 +65,35 @@ def test_mask_respected_by_every_method():
     assert torch.isinf(dist.log_prob(torch.eye(4)[0].expand(4, 4))).all()
 
 
+def test_probs_with_zeros_give_finite_gradients_zero_at_the_zeros():
+    probs = torch.tensor([0.0, 0.3, 0.7], requires_grad=True)
+    dist = DiffusionCategorical(probs=probs)
+    assert not dist.mask[0] and dist.log_prob(torch.tensor([1.0, 0.0, 0.0])) == float("-inf")
+    (dist.entropy() + dist.log_prob(torch.tensor([0.0, 1.0, 0.0]))).backward()
+    assert torch.isfinite(probs.grad).all() and probs.grad[0] == 0  # log(0) made them all NaN
+
+
+def test_float64_logits_are_normalized_at_float64_precision():
+    logits = torch.tensor([[0.0, 1e-9, -3.0]], dtype=torch.float64)
+    ours, torchs = DiffusionCategorical(logits=logits), OneHotCategorical(logits=logits)
+    assert ours.logits.dtype == torch.float64
+    torch.testing.assert_close(ours.logits, torchs.logits, rtol=1e-14, atol=0)
+    assert ours.logits[0, 0] != ours.logits[0, 1]  # 1e-9 apart: lost at float32
+
+
+def test_half_precision_log_probs_below_range_count_as_zero_probability():
+    dist = DiffusionCategorical(logits=torch.tensor([6e4, -6e4], dtype=torch.float16))
+    assert dist.logits[1] == float("-inf") and not dist.mask[1]
+    assert dist.entropy().item() == 0.0 and dist.sample().tolist() == [1.0, 0.0]  # not NaN
+
+
 def test_expand_and_enumerate_support():
     dist = DiffusionCategorical(logits=torch.randn(3, 5), sampler="gumbel_softmax", tau=0.5)
     big = dist.expand((2, 3))
     assert big.batch_shape == (2, 3) and big.sampler == "gumbel_softmax" and big.tau == 0.5
+    checked = DiffusionCategorical(logits=torch.randn(5), validate_args=True).expand((2,))
+    with pytest.raises(ValueError):  # expand keeps the value checks, as torch's expand does
+        checked.log_prob(torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0]))
     support = dist.enumerate_support()
     assert support.shape == (5, 3, 5)
     assert torch.allclose(dist.log_prob(support).exp().sum(0), torch.ones(3))
@@ -170,6 +195,8 @@ def test_multi_factor_accepts_logits_list_and_checks_sizes():
         MultiDiffusionCategorical(torch.randn(4, 9), [])
     with pytest.raises(ValueError, match="factors"):
         indices_to_one_hot(torch.zeros(4, 2, dtype=torch.long), ACTION_DIMS)
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 9\) does not match"):
+        MultiDiffusionCategorical(torch.randn(4, 10), ACTION_DIMS, mask=torch.ones(4, 9, dtype=torch.bool))
 
 
 def test_masked_entropy_has_finite_gradient():

@@ -2,6 +2,7 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -72,6 +73,29 @@ def test_score_function_value_is_sample_mean_and_validates_n_samples():
     assert value.shape == () and torch.isfinite(value)
     with pytest.raises(ValueError, match="n_samples"):
         score_function(logits, objective, n_samples=1)
+
+
+def test_score_function_checks_the_shape_of_f_and_keeps_the_dtype():
+    logits = torch.randn(3, 4, dtype=torch.float64)
+    weights = torch.arange(4.0, dtype=torch.float64)
+    assert score_function(logits, lambda x: (x * weights).sum(-1)).shape == (3,)
+    assert score_function(logits, lambda x: (x * weights).sum(-1)).dtype == torch.float64
+    assert score_function(logits, lambda x: (x * weights).sum((-1, -2))).shape == ()  # S = () sums the factors
+    for wrong in (
+        lambda x: (x * weights).sum(),  # the samples summed away: no baseline, n times the gradient
+        lambda x: (x * weights).sum(-1, keepdim=True),  # a trailing dim that broadcasts
+        lambda x: (x * weights).sum(-1).mean(0),  # the samples averaged away
+    ):
+        with pytest.raises(ValueError, match="f must return a tensor of shape"):
+            score_function(logits, wrong)
+
+
+def test_numpy_scalar_knobs_are_accepted_and_bools_refused():
+    sample = make_sampler("reindge", n_steps=np.int64(4), t_1=np.float32(0.4), tau=np.float64(0.5))
+    assert sample(torch.randn(2, 3)).shape == (2, 3)
+    for knobs in ({"n_steps": True}, {"t_1": True}, {"tau": True}):
+        with pytest.raises(ValueError):
+            make_sampler("reindge", **knobs)
 
 
 def chi_square_pvalue(name: str, n_steps: int, t_1: float, n: int = 100_000) -> float:
