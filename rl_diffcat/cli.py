@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from rl_diffcat import __version__
-from rl_diffcat.benchmark.algos import ALGOS, action_space_of, algo_label, check_action_space, default_model_path, parse_algo
+from rl_diffcat.benchmark.algos import ALGOS, action_space_of, algo_label, check_action_space, default_model_path, load_yaml, parse_algo
 from rl_diffcat.benchmark.presets import COMPARE_DEFAULTS, PRESETS
 
 
@@ -34,15 +34,20 @@ def _parse_overrides(items: Optional[Sequence[str]]) -> Dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--hyperparams expects KEY=VALUE items (e.g. learning_rate=1e-3), got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = load_yaml(value)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"--hyperparams {item!r}: the value is not valid YAML ({problem})") from None
     return overrides
 
 
 def _split_list(values: Optional[Sequence[str]]) -> Optional[List[str]]:
-    """Accept both ``--algos a b`` and ``--algos a,b``."""
+    """Accept both ``--algos a b`` and ``--algos a,b``; a name given twice counts once (else its
+    runs would enter the statistics twice)."""
     if values is None:
         return None
-    return [part for value in values for part in value.split(",") if part]
+    return list(dict.fromkeys(part for value in values for part in value.split(",") if part))
 
 
 def _algo_help() -> str:

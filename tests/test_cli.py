@@ -215,6 +215,9 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
         (["compare", "--algos", "ppo", "--jobs", "0"], "--jobs must be >= 1, got 0"),
         (["compare", "--algos", "ppo", "--eval-freq", "0"], "--eval-freq must be >= 1, got 0"),
         (["train", ENV, "--algo", "ppo", "--hyperparams", "oops"], "KEY=VALUE"),
+        (["train", ENV, "--algo", "ppo", "--steps", "10", "--hyperparams", "lerning_rate=0.001"],
+         "PPO has no hyperparameter 'lerning_rate' (did you mean 'learning_rate'?)"),
+        (["compare", "--algos", "ppo", "--report-only", "--hyperparams", "policy_kwargs.net_arch=[64,"], "is not valid YAML"),
         pytest.param(
             ["train", ENV, "--algo", "ppo", "--device", "cuda"],
             "no CUDA device",
@@ -225,6 +228,19 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
 def test_usage_errors_are_clear(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_hyperparameter_values_are_read_as_yaml_1_2_numbers_and_reach_compare_runs_unchanged():
+    from rl_diffcat.cli import _parse_overrides, _split_list
+
+    items = ["learning_rate=1e-3", "ent_coef=1e-05", "tau=.5e-2", "schedule=lin_1e-3", "policy_kwargs.net_arch=[64, 64]"]
+    overrides = _parse_overrides(items)
+    assert overrides == {"learning_rate": 0.001, "ent_coef": 1e-05, "tau": 0.005, "schedule": "lin_1e-3",
+                         "policy_kwargs.net_arch": [64, 64]}  # PyYAML alone reads '1e-3' as a string
+    # a compare hands each run its overrides on the command line of a new process
+    command = runner.train_command(RunSpec(ENV, "ppo", 0, 100, 50, 2, overrides), "/tmp/unused")
+    assert _parse_overrides([command[i + 1] for i, arg in enumerate(command) if arg == "--hyperparams"]) == overrides
+    assert _split_list(["ppo,diffcat-sac", "ppo", "diffcat-sac:gumbel_softmax"]) == ["ppo", "diffcat-sac", "diffcat-sac:gumbel_softmax"]
 
 
 def test_compare_leaves_out_pairs_an_algo_does_not_support():

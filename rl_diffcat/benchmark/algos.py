@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib
+import inspect
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -236,9 +238,27 @@ def check_action_space(spec: AlgoSpec, env_id: str, action_space: spaces.Space) 
         )
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e-3`` as a float (YAML 1.2), not as a string:
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``), so ``learning_rate=1e-3``
+    on the command line would reach the algorithm as the string ``'1e-3'``."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse hyperparameter YAML (the files, and the values of ``--hyperparams KEY=VALUE``)."""
+    return yaml.load(text, Loader=_YamlLoader)
+
+
 def _read_yaml(file_name: str) -> Dict[str, Any]:
     text = resources.files("rl_diffcat").joinpath("hyperparams", file_name).read_text()
-    return yaml.safe_load(text) or {}
+    return load_yaml(text) or {}
 
 
 def load_hyperparams(
@@ -391,8 +411,9 @@ def make_model(
     kwargs = _resolve(params)
     for key in RUN_KEYS:
         kwargs.pop(key, None)
-    env = make_training_env(env_id, params, seed)
     algo_class = _algo_class(spec)
+    _check_known_arguments(algo_class, kwargs)
+    env = make_training_env(env_id, params, seed)
     return algo_class(
         _resolve_policy(algo_class, params.get("policy", "MlpPolicy")),
         env,
@@ -402,6 +423,18 @@ def make_model(
         verbose=verbose,
         **kwargs,
     )
+
+
+def _check_known_arguments(algo_class: type, kwargs: Dict[str, Any]) -> None:
+    """A ValueError naming the hyperparameters ``algo_class`` does not take (a typo in a yml file or
+    in ``--hyperparams``), with the closest names, instead of a TypeError from its constructor."""
+    parameters = inspect.signature(algo_class.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = [key for key in kwargs if key not in parameters]
+    if unknown:
+        hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, parameters, n=1)) else repr(key) for key in unknown]
+        raise ValueError(f"{algo_class.__name__} has no hyperparameter {', '.join(hints)}")
 
 
 def load_model(
