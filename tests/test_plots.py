@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rl_diffcat.benchmark.plots import _draw_curves, curve_with_band
+from rl_diffcat.benchmark.plots import _draw_curves, _stops_short, curve_with_band
 from rl_diffcat.benchmark.report import write_results
 from rl_diffcat.benchmark.runner import RunSpec, run_dir
 
@@ -40,16 +40,30 @@ def test_band_counts_the_seeds_at_each_step():
     assert band["mean"].iloc[-1] == at_end.mean()
 
 
-def test_overlay_legend_names_env_seeds_and_where_a_run_stops():
+def _legend(groups, budgets=None):
     fig, ax = plt.subplots()
-    groups = [(f"{algo} on {env}", group) for (env, algo), group in CURVES.groupby(["env", "algo"], sort=True)]
-    _draw_curves(ax, groups, CURVES["step"].max())
+    _draw_curves(ax, groups, _stops_short(groups, budgets))
     _, labels = ax.get_legend_handles_labels()
     plt.close(fig)
+    return labels
+
+
+def test_overlay_legend_names_env_seeds_and_where_a_run_stops():
+    groups = [(f"{algo} on {env}", group) for (env, algo), group in CURVES.groupby(["env", "algo"], sort=True)]
+    labels = _legend(groups)
     assert labels == [
         "sac on Pendulum-v1 (2-3 seeds)",
         "diffcat-sac on rl_diffcat/Pendulum-Discrete-v0 (1 seed, to 30k)",
     ]
+
+
+def test_legend_marks_only_runs_short_of_their_budget_when_budgets_are_known():
+    # PPO ends on a whole rollout, past the 50k budget; the SAC agent stops on it; one run is in progress
+    curves = pd.concat([_curve("E", "ppo", 0, 60_000, 0.0), _curve("E", "diffcat-sac", 0, 50_000, 0.0), _curve("E", "sac", 0, 20_000, 0.0)])
+    groups = list(curves.groupby("algo", sort=True))
+    budgets = {("E", algo): 50_000 for algo in ("ppo", "diffcat-sac", "sac")}
+    assert _legend(groups, budgets) == ["diffcat-sac (1 seed)", "ppo (1 seed)", "sac (1 seed, to 20k)"]
+    assert _legend(groups)[0] == "diffcat-sac (1 seed, to 50k)"  # from the curves alone it looks unfinished
 
 
 def _statuses(results):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Mapping, Optional, Tuple
 
 import pandas as pd
 
@@ -33,7 +33,17 @@ def _format_steps(value: float, _position: int) -> str:
     return f"{value:g}"
 
 
-def _draw_curves(ax, groups, last_step: float) -> set:
+def _stops_short(groups, budgets: Optional[Mapping[Tuple[str, str], int]]) -> Callable[[pd.DataFrame], bool]:
+    """Which lines get ``to <step>`` in the legend: those that end before their runs' budget, when
+    the caller knows the budgets; else (curves read back from a CSV) those that end before the
+    figure's last step."""
+    if budgets is not None:
+        return lambda group: group["step"].max() < budgets.get((group["env"].iloc[0], group["algo"].iloc[0]), 0)
+    last_step = max(group["step"].max() for _, group in groups)
+    return lambda group: group["step"].max() < last_step
+
+
+def _draw_curves(ax, groups, in_progress: Callable[[pd.DataFrame], bool]) -> set:
     """One line per ``(name, rows)`` of ``groups`` with its band; :return: the seed counts seen."""
     seed_counts = set()
     # Distinct dash patterns keep identical curves (e.g. two algos with the same result) visible.
@@ -45,7 +55,7 @@ def _draw_curves(ax, groups, last_step: float) -> set:
         fewest = int(band["n_seeds"].min())  # runs in progress drop out of the mean where they stop
         seeds = f"{fewest}-{n_seeds}" if fewest < n_seeds else f"{n_seeds}"
         label = f"{name} ({seeds} seed{'s' if n_seeds > 1 else ''})"
-        if group["step"].max() < last_step:  # runs still in progress stop short of the others
+        if in_progress(group):  # runs still in progress stop short of where they are going
             label = f"{label[:-1]}, to {_format_steps(group['step'].max(), 0)})"
         (line,) = ax.plot(band["step"], band["mean"], linewidth=2, linestyle=styles[index % len(styles)], label=label)
         ax.fill_between(band["step"], band["low"], band["high"], color=line.get_color(), alpha=0.2, linewidth=0)
@@ -75,23 +85,29 @@ def _figure(draw, title_prefix: str, title: Optional[str], path: str) -> str:
     return path
 
 
-def plot_learning_curves(curves: pd.DataFrame, env_id: str, path: str, title: Optional[str] = None) -> str:
+def plot_learning_curves(
+    curves: pd.DataFrame, env_id: str, path: str, title: Optional[str] = None, budgets: Optional[Mapping[Tuple[str, str], int]] = None
+) -> str:
     """Write one PNG with a line per algo (mean across seeds) and its 95% bootstrap band.
 
     :param curves: the compare's evaluation rows (``env, algo, seed, step, mean_return, ...``).
     :param env_id: the env to plot; other envs' rows are ignored.
     :param path: the PNG file to write.
     :param title: the title; by default the env id and the number of seeds.
+    :param budgets: env steps planned per ``(env, algo)``: a line that ends before its budget
+        (runs in progress) says in the legend how far it got. ``None``: a line that ends before
+        the others says so (then a finished run can too, next to PPO, which ends on a whole
+        rollout past its budget).
     :return: ``path``.
     """
     env_curves = curves[curves["env"] == env_id]
     if env_curves.empty:
         raise ValueError(f"No evaluation rows for {env_id!r}; envs present: {sorted(curves['env'].unique())}")
-    groups = env_curves.groupby("algo", sort=True)
-    return _figure(lambda ax: _draw_curves(ax, groups, env_curves["step"].max()), env_id, title, path)
+    groups = list(env_curves.groupby("algo", sort=True))
+    return _figure(lambda ax: _draw_curves(ax, groups, _stops_short(groups, budgets)), env_id, title, path)
 
 
-def plot_overlay(curves: pd.DataFrame, path: str, title: Optional[str] = None) -> str:
+def plot_overlay(curves: pd.DataFrame, path: str, title: Optional[str] = None, budgets: Optional[Mapping[Tuple[str, str], int]] = None) -> str:
     """Write one PNG with a line per (env, algo): for tasks that share a return scale, such as a
     discretized env next to its continuous original (``rl_diffcat/Pendulum-Discrete-v0`` and
     ``Pendulum-v1``), where each algo can run on only one of them.
@@ -99,13 +115,14 @@ def plot_overlay(curves: pd.DataFrame, path: str, title: Optional[str] = None) -
     :param curves: the compare's evaluation rows.
     :param path: the PNG file to write.
     :param title: the title; by default the envs and the number of seeds.
+    :param budgets: as in :func:`plot_learning_curves`.
     :return: ``path``.
     """
     if curves.empty:
         raise ValueError("No evaluation rows to plot")
     groups = [(f"{algo} on {env}", group) for (env, algo), group in curves.groupby(["env", "algo"], sort=True)]
     envs = " vs ".join(str(env) for env in curves["env"].unique())
-    return _figure(lambda ax: _draw_curves(ax, groups, curves["step"].max()), envs, title, path)
+    return _figure(lambda ax: _draw_curves(ax, groups, _stops_short(groups, budgets)), envs, title, path)
 
 
 __all__ = ["curve_with_band", "plot_learning_curves", "plot_overlay"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -161,9 +161,13 @@ def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str, overlay:
     with open(path, "w") as file:
         file.write(markdown_summary(runs))
     written["markdown"].append(path)
+    budgets: Dict[Tuple[str, str], int] = {}
+    for status in statuses:
+        key = (status["spec"].env_id, status["spec"].algo)
+        budgets[key] = max(budgets.get(key, 0), status["spec"].steps)
     for env_id in curves["env"].unique():
         png = os.path.join(results_dir, f"learning_curves_{str(env_id).replace('/', '-')}.png")
-        written["png"].append(plot_learning_curves(curves, env_id, png))
+        written["png"].append(plot_learning_curves(curves, env_id, png, budgets=budgets))
     if overlay and curves["env"].nunique() > 1:
-        written["png"].append(plot_overlay(curves, os.path.join(results_dir, "learning_curves_overlay.png")))
+        written["png"].append(plot_overlay(curves, os.path.join(results_dir, "learning_curves_overlay.png"), budgets=budgets))
     return written
