@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from rl_diffcat.benchmark import runlock
-from rl_diffcat.benchmark.runlock import RunLock, read_holder
+from rl_diffcat.benchmark.runlock import RunLock, held_elsewhere, read_holder
 
 pytestmark = pytest.mark.skipif(runlock.fcntl is None, reason="runs are locked only where fcntl exists")
 
@@ -34,6 +34,29 @@ def test_a_second_acquire_is_refused_and_names_the_holder(tmp_path):
     assert again is not None, "released on exit"
     again.release()
     assert open(tmp_path / runlock.LOCK_NAME).read() == "", "a released lock names no holder"
+
+
+def test_held_elsewhere_looks_without_taking_the_lock(tmp_path):
+    folder = str(tmp_path)
+    assert not held_elsewhere(folder)  # no lock file yet
+    with RunLock.acquire(folder) as lock:
+        lock.describe(train_pid=12345)
+        assert held_elsewhere(folder)
+        assert "training pid 12345" in read_holder(folder)  # looking wrote nothing
+    assert not held_elsewhere(folder)
+
+
+def test_report_only_shows_a_run_another_compare_trains_as_in_progress(tmp_path):
+    from rl_diffcat.benchmark.runner import RunSpec, run_compare, run_dir
+
+    spec = RunSpec("CartPole-v1", "ppo", 0, steps=1000, eval_freq=500, n_eval_episodes=2)
+    folder = run_dir(str(tmp_path), spec)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "eval.csv"), "w") as file:  # evaluated once, no checkpoint yet
+        file.write("env,algo,seed,step,mean_return,std_return,wall_clock\nCartPole-v1,ppo,0,0,9.0,0.0,0.1\n")
+    with RunLock.acquire(folder):
+        assert run_compare([spec], str(tmp_path), report_only=True)[0]["status"] == "in progress"
+    assert run_compare([spec], str(tmp_path), report_only=True)[0]["status"] == "missing"
 
 
 def test_the_lock_of_a_killed_holder_is_free(tmp_path):

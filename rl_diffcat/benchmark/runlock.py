@@ -91,6 +91,24 @@ class RunLock:
         self.release()
 
 
+def held_elsewhere(folder: str) -> bool:
+    """Whether another live process holds ``folder``'s lock. Looks without taking it (a shared
+    lock tried and dropped at once): nothing is written, so a report can ask about any run."""
+    path = os.path.join(folder, LOCK_NAME)
+    if fcntl is None or not os.path.exists(path):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a filesystem without flock: nothing can hold it
+        return False
+    finally:
+        os.close(fd)  # closing drops the shared lock
+    return False
+
+
 def read_holder(folder: str) -> str:
     """:return: who holds ``folder``'s lock, as its file says (for messages; may be empty)."""
     try:

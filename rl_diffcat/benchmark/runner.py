@@ -40,7 +40,7 @@ from rl_diffcat.benchmark.checkpoint import (
     remove_checkpoint,
 )
 from rl_diffcat.benchmark.progress import format_return, wait_reporting_progress
-from rl_diffcat.benchmark.runlock import RunLock, read_holder
+from rl_diffcat.benchmark.runlock import RunLock, held_elsewhere, read_holder
 
 
 def default_eval_freq(steps: int, n_points: int = 20) -> int:
@@ -467,11 +467,12 @@ def run_compare(
             pending.append(index)
     if report_only:
         for index in pending:
-            statuses[index] = _unfinished_status(results_dir, specs[index])
+            spec = specs[index]
+            statuses[index] = _unfinished_status(results_dir, spec, training_elsewhere=held_elsewhere(run_dir(results_dir, spec)))
         in_progress = sum(statuses[index]["status"] == "in progress" for index in pending)
         log(
             f"report only: {len(specs) - len(pending)} of {len(specs)} runs finished, {in_progress} in progress"
-            f" (checkpointed), {len(pending) - in_progress} missing"
+            f" (checkpointed, or training in another compare), {len(pending) - in_progress} missing"
         )
         return [status for status in statuses if status is not None]
     if len(pending) < len(specs):
