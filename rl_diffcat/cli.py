@@ -230,7 +230,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     resumed = f", resumed at steps {summary['resumed_at']}" if summary["resumed_at"] else ""
     print(f"wall-clock {summary['wall_clock_s']:.1f} s, {summary['env_steps_per_s']:.0f} env-steps/s (training only){resumed}")
-    print(f"model saved to {save_path}; TensorBoard logs in {args.tensorboard_log}")
+    print(f"model saved to {summary['model']}; TensorBoard logs in {args.tensorboard_log}")
     return 0
 
 

@@ -186,6 +186,8 @@ def train_run(
         "hyperparams": _jsonable(params),
     }
     if save_path is not None:
+        if not os.path.splitext(save_path)[1]:
+            save_path += ".zip"  # what SB3's save writes: the summary names the real file
         os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
         model.save(save_path)
         summary["model"] = save_path
