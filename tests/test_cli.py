@@ -72,7 +72,7 @@ def test_train_saves_model_curve_and_prints_final_eval(algo, tmp_path, capsys):
 
 
 def test_train_names_the_file_sb3_wrote_for_a_save_path_without_extension(tmp_path, capsys):
-    argv = ["train", ENV, "--algo", "ppo", "--steps", "64", "--device", "cpu", "--threads", "1", "--no-progress",
+    argv = ["train", ENV, "--algo", "ppo", "--steps", "64", "--eval-freq", "64", "--eval-episodes", "1", "--device", "cpu", "--threads", "1", "--no-progress",
             "--save-path", str(tmp_path / "mymodel"), "--done-json", str(tmp_path / "done.json"), "--hyperparams", "n_steps=64", "n_envs=1"]
     assert main(argv) == 0
     assert f"model saved to {tmp_path / 'mymodel.zip'};" in capsys.readouterr().out
