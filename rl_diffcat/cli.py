@@ -265,9 +265,11 @@ def _compare(args: argparse.Namespace) -> int:
         overrides=_parse_overrides(args.hyperparams),
         log=lambda line: print(line, flush=True),
     )
+    left_out = len(config["envs"]) * len(config["algos"]) - len({(spec.env_id, spec.algo) for spec in specs})
     print(
         f"compare: {len(specs)} runs ({len(config['envs'])} envs x {len(config['algos'])} algos x {config['seeds']} seeds"
         + (f" from seed {args.first_seed}" if args.first_seed else "")
+        + (f", less the {left_out} (env, algo) pair{'s' if left_out > 1 else ''} left out above" if left_out else "")
         + "), "
         f"{args.jobs} at a time, results in {config['results']}",
         flush=True,

@@ -261,6 +261,7 @@ def test_compare_leaves_out_pairs_an_algo_does_not_support():
         (ENV, "ppo"), (ENV, "diffcat-sac"), ("Pendulum-v1", "sac"), ("Pendulum-v1", "ppo")
     ]
     assert len(lines) == 2 and "leaving out sac on CartPole-v1: sac supports only Box" in lines[0]
+    assert lines[0].endswith("algos that support it: diffcat-sac, discrete-sac, ppo, ppo-diffcat")  # not maskable-ppo: no masks
     assert "diffcat-sac on Pendulum-v1: diffcat-sac supports only Discrete" in lines[1]
     lines.clear()
     specs = plan_runs([ENV, "rl_diffcat/PolyProg-Masked-D4-v0"], ["maskable-ppo", "diffcat-sac"], [0], steps=100, eval_freq=50,
@@ -270,6 +271,12 @@ def test_compare_leaves_out_pairs_an_algo_does_not_support():
     ]
     assert lines == ["leaving out maskable-ppo on CartPole-v1: maskable-ppo needs an env with action_masks() "
                      "(such as rl_diffcat/PolyProg-Masked-D16-v0); CartPole-v1 has none"]
+
+
+def test_the_run_count_says_how_many_pairs_were_left_out(tmp_path, capsys):
+    argv = ["compare", "--envs", ENV, "Pendulum-v1", "--algos", "ppo", "sac", "--seeds", "2", "--report-only", "--results", str(tmp_path)]
+    assert main(argv) == 0
+    assert "compare: 6 runs (2 envs x 2 algos x 2 seeds, less the 1 (env, algo) pair left out above)" in capsys.readouterr().out
 
 
 def test_hyperparams_files_have_defaults_and_env_entries():

@@ -230,7 +230,10 @@ def check_action_space(spec: AlgoSpec, env_id: str, action_space: spaces.Space) 
             f"{spec.name} needs an env with action_masks() (such as rl_diffcat/PolyProg-Masked-D16-v0); {env_id} has none"
         )
     if not isinstance(action_space, spec.action_spaces):
-        fitting = [name for name, other in ALGOS.items() if isinstance(action_space, other.action_spaces)]
+        fitting = [
+            name for name, other in ALGOS.items()
+            if isinstance(action_space, other.action_spaces) and not (other.needs_action_masks and not env_has_action_masks(env_id))
+        ]
         supported = "/".join(t.__name__ for t in spec.action_spaces)
         raise ValueError(
             f"{spec.name} supports only {supported} action spaces, but {env_id} has {action_space}; "
