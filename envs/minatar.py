@@ -87,11 +87,17 @@ class MinAtarEnv(gym.Env):
         if seed is not None:
             # MinAtar draws from its own RandomState; derive it from ours so seeds reproduce episodes.
             self.game.seed(int(self.np_random.integers(2**31 - 1)))
+        # MinAtar's sticky actions repeat the last action; a new episode must not inherit the old
+        # one's (a seeded reset would otherwise depend on what the env did before).
+        self.game.last_action = 0
         self.game.reset()
         return self._obs(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        reward, terminal = self.game.act(self.action_set[int(action)])
+        index = int(action)
+        if not 0 <= index < len(self.action_set):  # a negative index would pick an action from the end
+            raise ValueError(f"action {action!r} is outside the action space Discrete({len(self.action_set)})")
+        reward, terminal = self.game.act(self.action_set[index])
         return self._obs(), float(reward), bool(terminal), False, {}
 
     def render(self) -> np.ndarray | None:

@@ -72,8 +72,10 @@ class DiscretizeAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         :param action: integer array of shape ``(dim,)`` with entry ``d`` in ``[0, bins[d])``
         :return: continuous action with the wrapped space's shape and dtype
         """
-        idx = np.asarray(action).reshape(-1).astype(np.int64)
-        if idx.shape != self._low.shape or np.any(idx < 0) or np.any(idx >= self._n_bins):
+        idx = np.asarray(action).reshape(-1)
+        if idx.dtype.kind == "f" and np.isfinite(idx).all() and (idx == np.floor(idx)).all():
+            idx = idx.astype(np.int64)  # whole numbers in a float array; a fraction (2.7, -0.5) is refused, not truncated
+        if idx.dtype.kind not in "iu" or idx.shape != self._low.shape or np.any(idx < 0) or np.any(idx >= self._n_bins):
             ranges = f"in [0, {self.bins})" if isinstance(self.bins, int) else f"with entry d in [0, bins[d]), bins={list(self.bins)}"
             raise ValueError(f"Expected {self._low.size} bin indices {ranges}, got {np.asarray(action)!r}.")
         values = self._table[np.arange(idx.size), idx]
@@ -89,6 +91,8 @@ class DiscretizeAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         :return: int64 array of shape ``(dim,)``
         """
         values = np.asarray(action, dtype=np.float64).reshape(-1)
+        if values.shape != self._low.shape or not np.isfinite(values).all():
+            raise ValueError(f"Expected a finite continuous action of {self._low.size} values, got {np.asarray(action)!r}.")
         span = self._high - self._low
         last = self._n_bins - 1
         # A dimension with low == high has a single value: every bin maps to it, call it bin 0.

@@ -188,6 +188,12 @@ def test_discretize_rejects_out_of_range_bins():
     env = DiscretizeAction(_BoxActionEnv(), bins=3)
     with pytest.raises(ValueError, match=r"6 bin indices in \[0, 3\)"):
         env.action(np.full(6, 3))
+    np.testing.assert_array_equal(env.action(np.full(6, 2.0)), env.action(np.full(6, 2)))  # whole floats are indices
+    for fraction in (2.7, -0.5, np.nan):  # truncated, these were valid bins
+        with pytest.raises(ValueError, match="bin indices"):
+            env.action(np.full(6, fraction))
+    with pytest.raises(ValueError, match="finite continuous action"):
+        env.to_bins(np.full(6, np.nan))
 
 
 # ---- Polynomial programming -------------------------------------------------------------------
@@ -322,6 +328,30 @@ def test_minatar_obs_channel_first_and_seeded(game):
     first = rollout(3)
     assert set(np.unique(first)) <= {0, 1}
     np.testing.assert_array_equal(first, rollout(3))
+
+
+def test_minatar_seeded_reset_forgets_the_last_episode_and_bad_actions_raise():
+    pytest.importorskip("minatar", reason="needs the minatar extra: pip install 'rl-diffcat[minatar]'")
+
+    def rollout(env):
+        obs, _ = env.reset(seed=11)
+        trajectory = [obs]
+        for action in np.random.default_rng(11).integers(0, 3, 40):
+            obs, _, terminated, *_ = env.step(action)
+            trajectory.append(obs)
+            if terminated:
+                break
+        return np.stack(trajectory)
+
+    fresh = rollout(gym.make("rl_diffcat/MinAtar-Breakout-v0"))
+    used = gym.make("rl_diffcat/MinAtar-Breakout-v0")
+    used.reset(seed=123)
+    for _ in range(5):
+        used.step(2)  # the sticky-action memory held this action into the next episode
+    np.testing.assert_array_equal(rollout(used), fresh)
+    for action in (-1, 3):
+        with pytest.raises(ValueError, match=r"outside the action space Discrete\(3\)"):
+            used.unwrapped.step(action)
 
 
 def test_minatar_rgb_render_and_float_obs():

@@ -32,7 +32,8 @@ def zoo(*args, cwd):
 
 def test_train_and_enjoy_through_rl_zoo3(tmp_path):
     logs = str(tmp_path / "logs")
-    zoo("train", "--algo", "diffcat_sac", "--env", "CartPole-v1", "-n", "400", "--eval-freq", "200",
+    # --algo=NAME, as rl-zoo3 reads it too: our hyperparameter file must still be the one used
+    zoo("train", "--algo=diffcat_sac", "--env", "CartPole-v1", "-n", "400", "--eval-freq", "200",
         "--eval-episodes", "2", "-f", logs, "--seed", "0", "--num-threads", "1",
         "-params", "learning_starts:100", "batch_size:32", cwd=tmp_path)
     run = os.path.join(logs, "diffcat_sac", "CartPole-v1_1")
@@ -42,6 +43,16 @@ def test_train_and_enjoy_through_rl_zoo3(tmp_path):
     assert "Loading" in out
 
 
-def test_unknown_subcommand_explains_usage(tmp_path):
+def test_unknown_subcommand_explains_usage_and_help_is_no_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rl_diffcat.zoo", "fit"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0 and "usage: python -m rl_diffcat.zoo" in proc.stderr
+    assert zoo("--help", cwd=tmp_path).startswith("usage: python -m rl_diffcat.zoo")
+
+
+def test_zoo_entries_name_classes_not_strings():
+    """rl-zoo3 passes policy_kwargs on as they are: a class name left a string failed in SB3."""
+    from rl_diffcat.envs import MinAtarCNN
+
+    for cli_name in ZOO_ALGOS.values():
+        policy_kwargs = zoo_hyperparams(cli_name)["rl_diffcat/MinAtar-Breakout-v0"]["policy_kwargs"]
+        assert policy_kwargs["features_extractor_class"] is MinAtarCNN, cli_name

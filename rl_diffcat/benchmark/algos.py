@@ -308,14 +308,24 @@ def _set_nested(params: Dict[str, Any], path: Tuple[str, ...], value: Any) -> No
 def _resolve(params: Dict[str, Any]) -> Dict[str, Any]:
     """Turn the data-file spellings (``lin_3e-4``, ``activation_fn: Tanh``) into Python objects."""
     from stable_baselines3.common.utils import LinearSchedule
-    import torch.nn
 
     kwargs = dict(params)
     for key in _SCHEDULE_KEYS:
         value = kwargs.get(key)
         if isinstance(value, str) and value.startswith("lin_"):
             kwargs[key] = LinearSchedule(float(value[4:]), 0.0, 1.0)
-    policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
+    policy_kwargs = resolve_policy_kwargs(kwargs.get("policy_kwargs") or {})
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = policy_kwargs
+    return kwargs
+
+
+def resolve_policy_kwargs(policy_kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of ``policy_kwargs`` with the class names of the data files (``activation_fn: Tanh``,
+    ``features_extractor_class: MinAtarCNN``) turned into the classes."""
+    import torch.nn
+
+    policy_kwargs = dict(policy_kwargs)
     activation = policy_kwargs.get("activation_fn")
     if isinstance(activation, str):
         if not hasattr(torch.nn, activation):
@@ -324,9 +334,7 @@ def _resolve(params: Dict[str, Any]) -> Dict[str, Any]:
     extractor = policy_kwargs.get("features_extractor_class")
     if isinstance(extractor, str):
         policy_kwargs["features_extractor_class"] = _features_extractor(extractor)
-    if policy_kwargs:
-        kwargs["policy_kwargs"] = policy_kwargs
-    return kwargs
+    return policy_kwargs
 
 
 def _features_extractor(name: str) -> type:

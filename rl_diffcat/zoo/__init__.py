@@ -14,12 +14,11 @@ Every rl-zoo3 flag works. Unless ``-conf`` is given, the hyperparameters are our
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any, Dict, List, Optional
 
-import torch.nn
-
-from rl_diffcat.benchmark.algos import ALGOS as CLI_ALGOS, _read_yaml, load_hyperparams
+from rl_diffcat.benchmark.algos import ALGOS as CLI_ALGOS, _read_yaml, load_hyperparams, resolve_policy_kwargs
 
 # rl-zoo3 name -> our CLI name (rl-zoo3 spells algorithms with underscores).
 ZOO_ALGOS = {"diffcat_sac": "diffcat-sac", "discrete_sac": "discrete-sac", "ppo_diffcat": "ppo-diffcat"}
@@ -36,8 +35,8 @@ def register() -> None:
 def zoo_hyperparams(cli_name: str) -> Dict[str, Dict[str, Any]]:
     """Our hyperparameter file for ``cli_name`` in rl-zoo3's layout: one complete entry per env id
     (rl-zoo3 does not merge an env entry over ``default``, so we do), plus ``default``.
-    ``lin_<x>`` schedules are rl-zoo3's own spelling; policy class names become dotted paths and
-    activation names ``torch.nn`` classes."""
+    ``lin_<x>`` schedules are rl-zoo3's own spelling; policy class names become dotted paths, and
+    activation and features-extractor names the classes."""
     table = _read_yaml(CLI_ALGOS[cli_name].hyperparams_file)
     entries = {}
     for env_id in table:
@@ -46,25 +45,39 @@ def zoo_hyperparams(cli_name: str) -> Dict[str, Dict[str, Any]]:
         algo_class = CLI_ALGOS[cli_name].load_class()
         if policy not in getattr(algo_class, "policy_aliases", {}):
             params["policy"] = f"rl_diffcat.sb3.{policy}"
-        activation = (params.get("policy_kwargs") or {}).get("activation_fn")
-        if isinstance(activation, str):  # rl-zoo3 takes a policy_kwargs dict from a module as is
-            params["policy_kwargs"]["activation_fn"] = getattr(torch.nn, activation)
+        if params.get("policy_kwargs"):  # rl-zoo3 takes a policy_kwargs dict from a module as is
+            params["policy_kwargs"] = resolve_policy_kwargs(params["policy_kwargs"])
         entries[env_id] = params
     return entries
 
 
+USAGE = "usage: python -m rl_diffcat.zoo {train,enjoy} --algo diffcat_sac|discrete_sac|ppo_diffcat [rl-zoo3 flags]"
+
+
+def _given_flags(rest: List[str]) -> argparse.Namespace:
+    """The rl-zoo3 flags this wrapper fills in when absent, read as rl-zoo3 reads them
+    (``--algo NAME`` or ``--algo=NAME``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("-conf", "--conf-file", default=None)
+    parser.add_argument("--gym-packages", nargs="+", default=None)
+    return parser.parse_known_args(rest)[0]
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(f"{USAGE}\n\n{__doc__}")
+        return
     if not argv or argv[0] not in ("train", "enjoy"):
-        raise SystemExit("usage: python -m rl_diffcat.zoo {train,enjoy} --algo diffcat_sac|discrete_sac|ppo_diffcat [rl-zoo3 flags]")
+        raise SystemExit(USAGE)
     command, rest = argv[0], argv[1:]
     register()
-    if "--gym-packages" not in rest:
+    given = _given_flags(rest)
+    if given.gym_packages is None:
         rest += ["--gym-packages", "rl_diffcat.envs"]
-    if command == "train" and not {"-conf", "--conf-file"} & set(rest):
-        algo = rest[rest.index("--algo") + 1] if "--algo" in rest else "ppo"
-        if algo in ZOO_ALGOS:
-            rest += ["--conf-file", f"rl_diffcat.zoo.{algo}"]
+    if command == "train" and given.conf_file is None and given.algo in ZOO_ALGOS:
+        rest += ["--conf-file", f"rl_diffcat.zoo.{given.algo}"]
     sys.argv = [f"rl_zoo3.{command}", *rest]
     if command == "train":
         from rl_zoo3.train import train
