@@ -399,6 +399,12 @@ def test_discrete_sac_points_to_diffcat_sac(space):
         (dict(n_steps=0), "n_steps"),
         (dict(learning_starts=1e4), r"learning_starts must be an integer >= 0, got 10000.0 \(YAML reads 1e4 as a float"),
         (dict(target_update_interval=0), "target_update_interval"),  # ZeroDivisionError in train
+        (dict(ent_coef_bounds=(0.1,)), r"ent_coef_bounds must be a pair"),  # failed to unpack
+        (dict(ent_coef_bounds=None), r"ent_coef_bounds must be a pair"),
+        (dict(tau="0.1"), r"tau \(Polyak coefficient\)"),  # a TypeError from '<'
+        (dict(gamma="0.99"), "gamma"),
+        (dict(ent_coef="auto_5"), r"starts the tuned temperature at 5, outside ent_coef_bounds"),  # silently became 1
+        (dict(ent_coef="auto", ent_coef_bounds=(1e-3, 0.5)), r"starts the tuned temperature at 1, outside"),
     ],
 )
 def test_bad_hyperparameters_name_the_argument(algo, kwargs, argument):
@@ -411,6 +417,22 @@ def test_sb3_spellings_of_the_schedule_are_accepted(algo):
     model = algo("MlpPolicy", "CartPole-v1", train_freq=(1, "episode"), gradient_steps=-1, **{**SMALL, "learning_starts": 0})
     model.learn(60)  # -1: one gradient step per env step of each episode
     assert model._n_updates >= 50
+    # what YAML files and --hyperparams give: a list, numpy numbers (SB3 itself takes only a tuple of an int)
+    for train_freq in ([2, "episode"], np.int64(4), (np.int64(4), "step")):
+        algo("MlpPolicy", "CartPole-v1", train_freq=train_freq, **SMALL).learn(60)
+    algo("MlpPolicy", "CartPole-v1", learning_rate=np.float32(3e-4), tau=np.float32(0.01), ent_coef=np.float32(0.1), **SMALL)
+
+
+@pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
+def test_targets_are_updated_every_target_update_interval_gradient_steps(algo, monkeypatch):
+    import rl_diffcat.agents.common.categorical_sac as categorical_sac
+
+    calls = []
+    original = categorical_sac.polyak_update
+    monkeypatch.setattr(categorical_sac, "polyak_update", lambda *args: (calls.append(args[2]), original(*args)))
+    model = algo("MlpPolicy", "CartPole-v1", target_update_interval=4, **SMALL).learn(90)  # one gradient step per env step
+    assert model._n_updates == 40
+    assert len(calls) == 2 * 10  # critics and batch-norm statistics, every 4th step (SB3's counting: 40)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ only writes its two losses (``critic_loss`` and ``actor_loss``)."""
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
@@ -28,11 +29,16 @@ TWIN_Q_REDUCTIONS = ("min", "mean")
 SelfCategoricalSAC = TypeVar("SelfCategoricalSAC", bound="CategoricalSAC")
 
 
+def is_number(value: Any) -> bool:
+    """A real number (numpy's included), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0."""
     if allow_none and value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+    if not is_number(value) or not (0 < value < math.inf):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
@@ -43,15 +49,19 @@ def check_count(name: str, value: Any, minimum: int, hint: str = "") -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}{hint}, got {value!r}{floated}")
 
 
-def check_train_freq(train_freq: Any) -> None:
+def check_train_freq(train_freq: Any) -> Tuple[int, str]:
     """``train_freq`` as SB3 takes it, ``n`` or ``(n, "step" | "episode")``, with ``n >= 1``
-    (SB3 accepts 0 here and fails only in ``learn``, with a bare AssertionError)."""
+    (SB3 accepts 0 here and fails only in ``learn``, with a bare AssertionError).
+
+    :return: the pair ``(n, unit)`` with a Python int, the only form SB3 converts (a YAML list
+        or a numpy integer would fail there with a message about integers)."""
     if isinstance(train_freq, (tuple, list)):
         if len(train_freq) != 2 or train_freq[1] not in ("step", "episode"):
             raise ValueError(f"train_freq must be an integer or a pair (n, 'step' | 'episode'), got {train_freq!r}")
         check_count("train_freq[0]", train_freq[0], 1)
-    else:
-        check_count("train_freq", train_freq, 1, " (or a pair (n, 'step' | 'episode'))")
+        return int(train_freq[0]), str(train_freq[1])
+    check_count("train_freq", train_freq, 1, " (or a pair (n, 'step' | 'episode'))")
+    return int(train_freq), "step"
 
 
 def polyak_update(params: List[th.Tensor], target_params: List[th.Tensor], tau: float) -> None:
@@ -97,7 +107,8 @@ class CategoricalSAC(OffPolicyAlgorithm):
         ``False`` the critics learn plain Q-values and the entropy only regularizes the actor, so the
         Q scale no longer grows with ``alpha``.
     :param max_grad_norm: clip actor and critic gradient norms (``None``: no clipping).
-    :param target_update_interval: gradient steps between target updates.
+    :param target_update_interval: gradient steps between target updates (counted over the whole
+        run, not within each ``train`` call as SB3's SAC counts).
     :param compile_update: run the critic and actor losses (forward and backward) through
         ``torch.compile``; the optimizer steps stay eager. Same algorithm, fewer kernel launches and
         temporaries: meant for CUDA, where the small networks of RL are launch-bound.
@@ -167,29 +178,39 @@ class CategoricalSAC(OffPolicyAlgorithm):
         if not callable(learning_rate):
             check_positive("learning_rate", learning_rate)
         scale = target_entropy_scale
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (0.0 < scale <= 1.0):
+        if not is_number(scale) or not (0.0 < scale <= 1.0):
             raise ValueError(f"target_entropy_scale must be in (0, 1] (a fraction of the max entropy), got {scale!r}")
-        if not (0.0 < tau <= 1.0):
+        if not is_number(tau) or not (0.0 < tau <= 1.0):
             raise ValueError(f"tau (Polyak coefficient) must be in (0, 1], got {tau!r}")
-        if not (0.0 <= gamma <= 1.0):
+        if not is_number(gamma) or not (0.0 <= gamma <= 1.0):
             raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
         check_count("batch_size", batch_size, 1)
         check_count("buffer_size", buffer_size, 1)
         check_count("learning_starts", learning_starts, 0)
         if gradient_steps != -1:
             check_count("gradient_steps", gradient_steps, 1, " (or -1: as many as env steps collected)")
-        check_train_freq(train_freq)
+        train_freq = check_train_freq(train_freq)
+        # Python numbers for SB3, which refuses numpy ones (its schedule asserts a float)
+        learning_rate = learning_rate if callable(learning_rate) else float(learning_rate)
+        tau, gamma = float(tau), float(gamma)
         check_count("n_steps", n_steps, 1)
         check_count("target_update_interval", target_update_interval, 1)
         if twin_q not in TWIN_Q_REDUCTIONS:
             raise ValueError(f"twin_q must be one of {TWIN_Q_REDUCTIONS}, got {twin_q!r}")
         check_positive("max_grad_norm", max_grad_norm, allow_none=True)
+        if not isinstance(ent_coef_bounds, (tuple, list)) or len(ent_coef_bounds) != 2:
+            raise ValueError(f"ent_coef_bounds must be a pair (min, max), got {ent_coef_bounds!r}")
         low, high = ent_coef_bounds
         check_positive("ent_coef_bounds[0]", low)
         check_positive("ent_coef_bounds[1]", high)
         if low >= high:
             raise ValueError(f"ent_coef_bounds must be (min, max) with min < max, got {ent_coef_bounds!r}")
-        self._parse_ent_coef(ent_coef)  # fail before the env and networks are built
+        tuned, init = self._parse_ent_coef(ent_coef)  # fail before the env and networks are built
+        if tuned and not (low <= init <= high):
+            raise ValueError(
+                f"ent_coef={ent_coef!r} starts the tuned temperature at {init:g}, outside ent_coef_bounds {tuple(ent_coef_bounds)}: "
+                "start inside them ('auto_<init>') or widen them"
+            )
         if not isinstance(compile_update, bool):
             raise ValueError(f"compile_update must be True or False, got {compile_update!r}")
         if compile_kwargs is not None and not isinstance(compile_kwargs, dict):
@@ -492,7 +513,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
             step_logs = step(replay_data, discounts)
             for key, value in step_logs.items():
                 logs[key].append(value)
-            if gradient_step % self.target_update_interval == 0:
+            # counted over the whole run (SB3's SAC counts within each call: with gradient_steps=1 that
+            # updated the targets on every step, whatever the interval)
+            if (self._n_updates + gradient_step) % self.target_update_interval == 0:
                 polyak_update(self.critic_params, self.critic_target_params, self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self._n_updates += gradient_steps
