@@ -15,6 +15,7 @@ is fast and this module imports even when an optional agent is missing.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 import time
@@ -333,8 +334,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_action_space(parse_algo(label)[0], args.env_id, action_space_of(args.env_id))
     path = args.model or default_model_path(args.env_id, label, args.seed)
     if args.model is None and not os.path.isfile(path):
+        # models of the same algo saved with a --sampler are named ALGO-SAMPLER: point at them
+        stem = default_model_path(args.env_id, f"{label}:", args.seed).replace("-_seed", "-*_seed")
+        others = sorted(glob.glob(stem)) if ":" not in label else []
+        hint = f" (found {', '.join(others)}: pass the --sampler it was trained with, or --model)" if others else ""
         raise ValueError(
-            f"no saved model at {path}; train one with `rl-diffcat train {args.env_id} --algo {label} --seed {args.seed}` "
+            f"no saved model at {path}{hint}; train one with `rl-diffcat train {args.env_id} --algo {label} --seed {args.seed}` "
             "or name the file with --model"
         )
     result = evaluate_saved_model(

@@ -37,17 +37,18 @@ def test_cartpole_solved_within_50k_steps(algo, seed):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("q_gradient", ["neighbours", "autograd"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_multidiscrete_polynomial_beats_random(seed):
+def test_multidiscrete_polynomial_beats_random(seed, q_gradient):
     """8 binary decisions (256 joint actions): E[reward] is -1/3 for a uniform policy, -1/12 at the optimum."""
     env = PolynomialProgramming(n_vars=8)
     model = DiffCatSAC(
         "MlpPolicy", env, seed=seed, learning_starts=500, batch_size=128, gamma=0.0, target_entropy_scale=0.1,
-        policy_kwargs=dict(net_arch=[64, 64]),
+        q_gradient=q_gradient, policy_kwargs=dict(net_arch=[64, 64]),
     ).learn(4000)
     eval_env = PolynomialProgramming(n_vars=8)
     eval_env.reset(seed=seed + 100)
     mean_return, _ = evaluate_policy(model, eval_env, n_eval_episodes=300, deterministic=True)
-    print(f"diffcat-sac polynomial(8) seed={seed}: mean return {mean_return:.3f} (random -0.333, optimum -0.083)")
+    print(f"diffcat-sac ({q_gradient}) polynomial(8) seed={seed}: mean return {mean_return:.3f} (random -0.333, optimum -0.083)")
     # Uniform random: mean -0.333, std of a 300-episode mean ~0.006; the optimum is -0.083.
     assert mean_return > -0.2

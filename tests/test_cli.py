@@ -226,6 +226,8 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
         (["train", ENV, "--algo", "ppo", "--hyperparams", "oops"], "KEY=VALUE"),
         (["train", ENV, "--algo", "ppo", "--steps", "10", "--hyperparams", "lerning_rate=0.001"],
          "PPO has no hyperparameter 'lerning_rate' (did you mean 'learning_rate'?)"),
+        (["train", ENV, "--algo", "diffcat-sac", "--steps", "10", "--hyperparams", "learnin_rate=0.001"],
+         "DiffCatSAC has no hyperparameter 'learnin_rate' (did you mean 'learning_rate'?)"),  # its __init__ passes **kwargs on
         (["compare", "--algos", "ppo", "--report-only", "--hyperparams", "policy_kwargs.net_arch=[64,"], "is not valid YAML"),
         pytest.param(
             ["train", ENV, "--algo", "ppo", "--device", "cuda"],

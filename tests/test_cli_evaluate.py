@@ -87,6 +87,14 @@ def test_evaluate_errors_are_clear(models, monkeypatch, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_a_model_trained_with_a_sampler_is_pointed_at(tmp_path, monkeypatch, capsys):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "CartPole-v1_diffcat-sac-gumbel_softmax_seed0.zip").write_bytes(b"")  # `train --sampler gumbel_softmax` names it so
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", ENV, "--algo", "diffcat-sac"]) == 2
+    assert "(found models/CartPole-v1_diffcat-sac-gumbel_softmax_seed0.zip: pass the --sampler it was trained with" in capsys.readouterr().err
+
+
 def test_a_compare_runs_model_needs_no_env_or_algo(models, monkeypatch, capsys):
     run = models / "results" / "runs" / "CartPole-v1__diffcat-sac__seed2"
     run.mkdir(parents=True)

@@ -439,9 +439,14 @@ def make_model(
 def _check_known_arguments(algo_class: type, kwargs: Dict[str, Any]) -> None:
     """A ValueError naming the hyperparameters ``algo_class`` does not take (a typo in a yml file or
     in ``--hyperparams``), with the closest names, instead of a TypeError from its constructor."""
-    parameters = inspect.signature(algo_class.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
+    parameters: Dict[str, inspect.Parameter] = {}
+    for cls in algo_class.__mro__:  # a subclass passing **kwargs on (DiffCatSAC) takes its base's names too
+        if cls is object:
+            return  # **kwargs all the way up: nothing to check against
+        own = inspect.signature(cls.__init__).parameters
+        parameters.update(own)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
+            break
     unknown = [key for key in kwargs if key not in parameters]
     if unknown:
         hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, parameters, n=1)) else repr(key) for key in unknown]
