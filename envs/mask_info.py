@@ -25,10 +25,8 @@ class ActionMasksInInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env) -> None:
-        try:
-            env.get_wrapper_attr("action_masks")
-        except AttributeError:
-            raise ValueError(f"ActionMasksInInfo needs an env with an action_masks() method; {env} has none") from None
+        if not env.has_wrapper_attr("action_masks"):
+            raise ValueError(f"ActionMasksInInfo needs an env with an action_masks() method; {env} has none")
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
 

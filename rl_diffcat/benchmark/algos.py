@@ -390,11 +390,7 @@ def _masks_in_info(env: Any) -> Any:
     """``env`` wrapped in :class:`ActionMasksInInfo` when it has ``action_masks()``, else as it is."""
     from rl_diffcat.envs import ActionMasksInInfo
 
-    try:
-        env.get_wrapper_attr("action_masks")
-    except AttributeError:
-        return env
-    return ActionMasksInInfo(env)
+    return ActionMasksInInfo(env) if env.has_wrapper_attr("action_masks") else env
 
 
 def make_model(
