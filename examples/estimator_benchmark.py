@@ -355,7 +355,7 @@ def plot_polynomial(frame: pd.DataFrame, optimum: float, path: str) -> None:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/estimator_benchmark", help="output folder")
-    parser.add_argument("--quick", action="store_true", help="tiny grid and budgets (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="tiny grid and budgets (smoke test); budgets given explicitly are kept")
     parser.add_argument("--defaults-only", action="store_true",
                         help="only each sampler's default setting (e.g. for long --poly-iters runs)")
     parser.add_argument("--replot", action="store_true",
@@ -368,12 +368,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--poly-p", type=float, default=2.0, help="polynomial task: exponent p")
     parser.add_argument("--poly-iters", type=int, default=1000, help="polynomial task: Adam steps")
     parser.add_argument("--poly-lr", type=float, default=1e-2, help="polynomial task: Adam learning rate")
-    parser.add_argument("--poly-batch", type=int, default=1, help="polynomial task: samples per step (pathwise)")
+    parser.add_argument("--poly-batch", type=int, default=1, help="polynomial task: samples per step (score_function: n_samples x batch evaluations)")
     parser.add_argument("--poly-seeds", type=int, default=3, help="polynomial task: seeds per setting")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.n_estimates, args.n_logit_draws = 2000, 2
-        args.poly_dim, args.poly_iters, args.poly_seeds = 32, 100, 1
+    if args.quick:  # the smoke-test budgets, for the options not given on the command line
+        quick = dict(n_estimates=2000, n_logit_draws=2, poly_dim=32, poly_iters=100, poly_seeds=1)
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     return args
 
 

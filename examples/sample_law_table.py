@@ -59,7 +59,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--n-samples", type=int, default=100_000, help="samples per setting")
     parser.add_argument("--logit-scale", type=float, default=1.5, help="logits ~ N(0, scale^2)")
     args = parser.parse_args(argv)
-    if args.quick:
+    if args.quick and args.n_samples == parser.get_default("n_samples"):  # an explicit count is kept
         args.n_samples = 2000
     return args
 
