@@ -113,31 +113,31 @@ def _fused_mode(device: torch.device, n_steps: int) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_integer(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
     """An integer, numpy's included (a hyperparameter read from an array), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     """A real number, numpy's included, but not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_n_steps(n_steps: int) -> None:
     """Raise ``ValueError`` unless ``n_steps`` is an integer >= 2."""
-    if not _is_integer(n_steps) or n_steps < 2:
+    if not is_integer(n_steps) or n_steps < 2:
         raise ValueError(f"n_steps must be an integer >= 2 (one DDIM step at least), got {n_steps!r}")
 
 
 def check_t_1(t_1: float) -> None:
     """Raise ``ValueError`` unless ``0 < t_1 < 1``."""
-    if not _is_number(t_1) or not (0.0 < float(t_1) < 1.0):
+    if not is_number(t_1) or not (0.0 < float(t_1) < 1.0):
         raise ValueError(f"t_1 must be a number in the open interval (0, 1), got {t_1!r}")
 
 
 def check_tau(tau: float) -> None:
     """Raise ``ValueError`` unless ``tau > 0``."""
-    if not _is_number(tau) or not (float(tau) > 0.0) or math.isinf(tau):
+    if not is_number(tau) or not (float(tau) > 0.0) or math.isinf(tau):
         raise ValueError(f"tau (temperature) must be a finite number > 0, got {tau!r}")
 
 
@@ -498,7 +498,7 @@ def score_function(
     :param n_samples: number of samples >= 2 (the baseline needs another sample).
     :return: the surrogate of shape ``S``.
     """
-    if not _is_integer(n_samples) or n_samples < 2:
+    if not is_integer(n_samples) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2 for the leave-one-out baseline, got {n_samples!r}")
     masked = prepare_logits(logits, mask, validate_args)
     log_probs = masked.log_softmax(-1)

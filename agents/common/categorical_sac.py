@@ -5,7 +5,6 @@ only writes its two losses (``critic_loss`` and ``actor_loss``)."""
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
@@ -24,14 +23,10 @@ from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims,
 from rl_diffcat.agents.common.cuda_graph import GraphedStep, graph_supported, make_capturable, release_capturable, set_learning_rate
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
 from rl_diffcat.distributions import indices_to_one_hot
+from rl_diffcat.samplers import is_number
 
 TWIN_Q_REDUCTIONS = ("min", "mean")
 SelfCategoricalSAC = TypeVar("SelfCategoricalSAC", bound="CategoricalSAC")
-
-
-def is_number(value: Any) -> bool:
-    """A real number (numpy's included), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
