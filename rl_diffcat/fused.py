@@ -23,7 +23,7 @@ from typing import List, Tuple
 import torch
 from torch import Tensor
 
-from rl_diffcat.samplers import diffusion_schedule
+from rl_diffcat.samplers import check_n_steps, check_t_1, diffusion_schedule
 
 Coeffs = Tuple[Tuple[float, float, float], ...]
 
@@ -53,8 +53,11 @@ def chain_forward(logits: Tensor, x_start: Tensor, coeffs: Coeffs) -> Tensor:
     return _chain(logits, x_start, coeffs)[-1]
 
 
-def chain_backward(logits: Tensor, x_start: Tensor, grad_soft: Tensor, coeffs: Coeffs) -> Tensor:
-    """``dL/dlogits`` given ``dL/dsoft``, recomputing the chain (see the module docstring)."""
+def chain_backward(logits: Tensor, x_start: Tensor, grad_soft: Tensor, coeffs: Coeffs) -> Tuple[Tensor, Tensor]:
+    """``(dL/dlogits, dL/dx_start)`` given ``dL/dsoft``, recomputing the chain (see the module docstring).
+
+    The adjoint's last ``g_x`` is the gradient of the starting noise: free, so returned too.
+    """
     ys = _chain(logits, x_start, coeffs)
     grad_logits = torch.zeros_like(logits)
     grad_x_next = None
@@ -64,7 +67,7 @@ def chain_backward(logits: Tensor, x_start: Tensor, grad_soft: Tensor, coeffs: C
         g_z = ys[i] * (g_y - (g_y * ys[i]).sum(-1, keepdim=True))
         grad_logits = grad_logits + g_z
         grad_x_next = c * g_z if grad_x_next is None else c * g_z + beta * grad_x_next
-    return grad_logits
+    return grad_logits, grad_x_next
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,8 +87,8 @@ class _FusedChain(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_soft: Tensor):
         logits, x_start = ctx.saved_tensors
-        grad = _kernels(ctx.compiled)[1](logits, x_start, grad_soft.contiguous(), ctx.coeffs)
-        return grad, None, None, None
+        grad_logits, grad_x_start = _kernels(ctx.compiled)[1](logits, x_start, grad_soft.contiguous(), ctx.coeffs)
+        return grad_logits, grad_x_start if ctx.needs_input_grad[1] else None, None, None
 
 
 def redge_soft_fused(logits: Tensor, x_start: Tensor, n_steps: int, t_1: float, compiled: bool = True) -> Tensor:
@@ -95,4 +98,7 @@ def redge_soft_fused(logits: Tensor, x_start: Tensor, n_steps: int, t_1: float, 
     :param x_start: the starting noise, same shape.
     :param compiled: run both directions through ``torch.compile`` (meant for CUDA).
     """
-    return _FusedChain.apply(logits, x_start, chain_coefficients(n_steps, float(t_1)), compiled)
+    # Checked before the cached lookup: 5.0 == 5 would otherwise hit a cached entry unchecked.
+    check_n_steps(n_steps)
+    check_t_1(t_1)
+    return _FusedChain.apply(logits, x_start, chain_coefficients(int(n_steps), float(t_1)), compiled)

@@ -17,13 +17,25 @@ def test_fused_chain_matches_reference_in_float64(n_steps, t_1):
     x_start = torch.randn(128, 9, generator=gen, dtype=torch.float64)
     weight = torch.randn(128, 9, generator=gen, dtype=torch.float64)
     ref_leaf, fused_leaf = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
-    soft_ref, _ = redge_denoise(ref_leaf, x_start, n_steps, t_1)
-    soft_fused = redge_soft_fused(fused_leaf, x_start, n_steps, t_1, compiled=False)
+    ref_x, fused_x = x_start.clone().requires_grad_(True), x_start.clone().requires_grad_(True)
+    soft_ref, _ = redge_denoise(ref_leaf, ref_x, n_steps, t_1)
+    soft_fused = redge_soft_fused(fused_leaf, fused_x, n_steps, t_1, compiled=False)
     (soft_ref * weight).sum().backward()
     (soft_fused * weight).sum().backward()
     assert torch.allclose(soft_ref, soft_fused, atol=1e-12)
     assert torch.allclose(ref_leaf.grad, fused_leaf.grad, atol=1e-10)
     assert (fused_leaf.grad[:, 2] == 0).all()
+    # The starting noise gets the reference's gradient too (a caller may learn or reuse it).
+    assert torch.allclose(ref_x.grad, fused_x.grad, atol=1e-10)
+
+
+def test_fused_chain_checks_its_knobs_whatever_is_cached():
+    logits, x_start = torch.randn(4, 3), torch.randn(4, 3)
+    redge_soft_fused(logits, x_start, 5, 0.5, compiled=False)  # caches (5, 0.5)
+    with pytest.raises(ValueError, match="n_steps"):
+        redge_soft_fused(logits, x_start, 5.0, 0.5, compiled=False)
+    with pytest.raises(ValueError, match="t_1"):
+        redge_soft_fused(logits, x_start, 5, torch.tensor(0.5), compiled=False)
 
 
 def run_redge(mode, device="cpu"):
