@@ -31,8 +31,9 @@ class ActionMasksInInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.Wrapper.__init__(self, env)
 
     def action_masks(self) -> np.ndarray:
-        """The wrapped env's current action mask."""
-        return np.asarray(self.env.get_wrapper_attr("action_masks")())
+        """The wrapped env's current action mask, as a copy: an env may update its own array in
+        place on reset, which a vectorized env does before the agent reads ``info``."""
+        return np.array(self.env.get_wrapper_attr("action_masks")(), dtype=bool)
 
     def step(self, action: Any) -> Tuple[Any, SupportsFloat, bool, bool, Dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)

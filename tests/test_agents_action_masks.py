@@ -10,7 +10,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
 from stable_baselines3.common.buffers import NStepReplayBuffer
@@ -129,6 +129,70 @@ def test_the_last_observation_s_mask_comes_from_the_info_with_the_wrapper():
     assert not buffer.next_action_masks[:n][ends].all()
     with pytest.raises(ValueError, match="needs an env with an action_masks"):
         ActionMasksInInfo(gym.make("CartPole-v1"))
+
+
+class GameOver(PickTheMarked):
+    """PickTheMarked whose episodes also end at random in a state where no action is valid (a
+    full board, say), mutating its own mask array in place as some envs do."""
+
+    def action_masks(self):
+        return self.mask  # no copy: the wrapper must take one
+
+    def step(self, action):
+        obs, reward, _, truncated, info = super().step(action)
+        if self.np_random.random() < 0.15:
+            self.mask[:] = False
+            return np.concatenate([self.mask, self.mark]).astype(np.float32), reward, True, False, info
+        return obs, reward, False, truncated, info
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed)
+        if hasattr(self, "kept"):
+            self.kept[:] = self.mask  # update the old array in place, as an env reusing its buffer would
+            self.mask = self.kept
+        self.kept = self.mask
+        return obs, info
+
+
+@pytest.mark.parametrize("algo, dims", [(DiffCatSAC, (4, 5)), (DiscreteSAC, (9,))])
+def test_a_terminal_state_without_valid_actions_trains(algo, dims):
+    from rl_diffcat.envs import ActionMasksInInfo
+
+    env = DummyVecEnv([lambda: ActionMasksInInfo(GameOver(dims)) for _ in range(2)])
+    model = algo("MlpPolicy", env, learning_starts=20, seed=0, **SMALL)
+    model.learn(200)
+    buffer, n = model.replay_buffer, model.replay_buffer.pos
+    terminal = buffer.dones[:n].astype(bool) & ~buffer.timeouts[:n].astype(bool)
+    cut = buffer.timeouts[:n].astype(bool)
+    assert terminal.any() and cut.any()
+    # a terminal state's mask is never read by the target: stored all-valid, not all-False (NaN)
+    assert buffer.next_action_masks[:n][terminal].all()
+    # a time-limit cut bootstraps from its last observation: its own mask, copied before the reset
+    np.testing.assert_array_equal(buffer.next_action_masks[:n][cut], buffer.next_observations[:n, :, :9][cut] > 0.5)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
+def test_subprocess_envs_with_and_without_masks():
+    # SB3's get_attr kills a SubprocVecEnv worker on a missing attribute: has_attr is asked instead
+    plain = SubprocVecEnv([lambda: gym.make("CartPole-v1")] * 2, start_method="fork")
+    try:
+        assert not DiffCatSAC("MlpPolicy", plain, **SMALL).use_action_masks
+    finally:
+        plain.close()
+    masked = SubprocVecEnv([lambda: PickTheMarked((4, 5))] * 2, start_method="fork")
+    try:
+        model = DiffCatSAC("MlpPolicy", masked, learning_starts=10, seed=0, **SMALL)
+        assert model.use_action_masks
+        model.learn(40)  # PickTheMarked raises on a masked action
+    finally:
+        masked.close()
+
+
+def test_set_env_refuses_an_env_without_masks_for_a_masked_agent():
+    model = DiffCatSAC("MlpPolicy", PickTheMarked(), **SMALL)
+    with pytest.raises(ValueError, match="needs an env with an action_masks"):
+        model.set_env(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+    model.set_env(PickTheMarked())  # one with masks is taken
 
 
 def test_the_compare_s_training_envs_report_the_masks_in_info():

@@ -24,14 +24,12 @@ from rl_diffcat.agents.common.action_spaces import action_dims
 
 
 def masks_supported(env: Optional[VecEnv]) -> bool:
-    """Whether every env of ``env`` has an ``action_masks()`` method (looked up through wrappers)."""
-    if env is None:
-        return False
-    try:
-        env.get_attr("action_masks")
-    except AttributeError:
-        return False
-    return True
+    """Whether every env of ``env`` has an ``action_masks()`` method (looked up through wrappers).
+
+    ``has_attr``, not ``get_attr``: a ``SubprocVecEnv`` worker asked for a missing attribute dies
+    (the parent sees ``EOFError``), and a present one would be pickled back whole.
+    """
+    return env is not None and env.has_attr("action_masks")
 
 
 def check_masks(masks: Any, widths: List[int], batch: int, where: str) -> np.ndarray:

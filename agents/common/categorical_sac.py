@@ -16,6 +16,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name
+from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from rl_diffcat.agents.common.action_masks import check_masks, env_masks, log_valid_counts, masked_buffer_class, masks_supported, sample_valid
@@ -319,16 +320,11 @@ class CategoricalSAC(OffPolicyAlgorithm):
     def _setup_action_masks(self) -> None:
         """Decide whether the agent masks actions (``use_action_masks=None``: when the env has
         ``action_masks()``; decided once, then saved) and pick the replay buffer that stores masks."""
-        has_masks = masks_supported(self.env)
         if self.use_action_masks is None:
-            self.use_action_masks = has_masks
+            self.use_action_masks = masks_supported(self.env)
         if not self.use_action_masks:
             return
-        if self.env is not None and not has_masks:
-            raise ValueError(
-                "use_action_masks=True needs an env with an action_masks() method returning one bool per action "
-                "(sb3-contrib's convention); this env has none"
-            )
+        self._check_env_has_masks(self.env)
         if self.optimize_memory_usage:
             raise ValueError("action masks need optimize_memory_usage=False (the next observation's mask is stored apart)")
         if self.cuda_graph:
@@ -536,6 +532,21 @@ class CategoricalSAC(OffPolicyAlgorithm):
             action, _ = self.predict(self._last_obs, deterministic=False, action_masks=masks)
         return action, action
 
+    def _check_env_has_masks(self, env: Optional[VecEnv]) -> None:
+        """Raise ``ValueError`` if this masked agent is given an env without ``action_masks()``."""
+        if env is not None and not masks_supported(env):
+            raise ValueError(
+                "use_action_masks=True needs an env with an action_masks() method returning one bool per action "
+                "(sb3-contrib's convention); this env has none"
+            )
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """SB3's ``set_env``; a masked agent refuses an env without masks here, not deep in ``learn``."""
+        env = self._wrap_env(env, self.verbose)
+        if self.use_action_masks:
+            self._check_env_has_masks(env)
+        super().set_env(env, force_reset)
+
     def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: List[Dict[str, Any]]) -> None:
         """SB3's ``_store_transition``; with action masks it first hands the buffer the masks of
         ``s`` and ``s'``. The env has already reset after an episode's last step, so the mask of
@@ -548,7 +559,11 @@ class CategoricalSAC(OffPolicyAlgorithm):
             next_masks = current.copy()
             for env_index in np.flatnonzero(dones):
                 last = infos[env_index].get("action_masks")
-                next_masks[env_index] = True if last is None else check_masks(last, self.action_dims, 1, 'info["action_masks"]')[0]
+                # Only a time-limit cut bootstraps from its last observation. A real terminal state
+                # may rule out every action (game over); its mask is never read, so all-valid is
+                # stored (an all-False row would turn the ignored target into NaN).
+                cut = infos[env_index].get("TimeLimit.truncated", False)
+                next_masks[env_index] = True if last is None or not cut else check_masks(last, self.action_dims, 1, 'info["action_masks"]')[0]
             replay_buffer.store_masks(self._last_action_masks, next_masks)
             self._last_action_masks = current  # the next _sample_action acts on new_obs
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
