@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[common], help="train one agent on one env", description=_algo_help())
     train.add_argument("env_id", help="gymnasium env id, e.g. CartPole-v1")
     train.add_argument("--algo", required=True, help=f"one of {', '.join(ALGOS)} (optionally ALGO:SAMPLER)")
-    train.add_argument("--sampler", default=None, help="sampler of diffcat-sac/ppo-diffcat (redge, gumbel_softmax, ...)")
+    train.add_argument("--sampler", default=None, help="sampler of diffcat-sac (redge, gumbel_softmax, ...); ppo-diffcat stores it, but PPO never calls rsample")
     train.add_argument("--steps", type=int, default=None, help="env steps (default: n_timesteps of the hyperparameter file)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save-path", default=None, help="model .zip (default models/<env>_<algo>_seed<seed>.zip)")

@@ -305,6 +305,10 @@ def test_masked_polynomial_rejects_bad_fixed_fraction(fraction):
         MaskedPolynomialProgramming(fixed_fraction=fraction)
 
 
+def test_masked_polynomial_takes_a_numpy_fixed_fraction():
+    assert MaskedPolynomialProgramming(fixed_fraction=np.float32(0.5)).fixed_fraction == 0.5
+
+
 # ---- MinAtar -----------------------------------------------------------------------------------
 
 
