@@ -113,8 +113,10 @@ def test_batch_shapes_and_dtype(device):
 @needs_kernels
 @pytest.mark.parametrize("device", DEVICES)
 def test_sample_law_matches_reference(device):
-    """Over many rows the Triton hard samples follow the same law as the reference's (TV < 0.02)."""
-    logits = torch.tensor([2.0, 0.5, -1.0, 0.0, 1.0], device=device).expand(20000, 5)
+    """Over many rows the Triton hard samples are the reference's, and near pi: TV 0.003-0.005 for
+    the reference on CPU at 100k rows in six seeds (a little bias: see the README's knobs), so
+    0.012 leaves room for CUDA's other draws while a temperature of 1.1 (TV 0.033) fails."""
+    logits = torch.tensor([2.0, 0.5, -1.0, 0.0, 1.0], device=device).expand(100_000, 5)
     freqs = []
     for mode in ("off", "triton"):
         samplers.set_fast_path(mode)
@@ -123,8 +125,8 @@ def test_sample_law_matches_reference(device):
         finally:
             samplers.set_fast_path("auto")
         freqs.append(out.mean(0).cpu())
-    assert 0.5 * (freqs[0] - freqs[1]).abs().sum() < 0.02
-    assert 0.5 * (freqs[1] - logits[0].softmax(-1).cpu()).abs().sum() < 0.03
+    assert torch.equal(freqs[0], freqs[1])  # the same draws in the same order
+    assert 0.5 * (freqs[1] - logits[0].softmax(-1).cpu()).abs().sum() < 0.012
 
 
 @pytest.mark.skipif(INTERPRETED or not triton_available(), reason="needs triton; this is the outer run")
