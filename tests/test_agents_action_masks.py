@@ -226,6 +226,8 @@ def test_predict_with_masks_picks_only_valid_actions():
     masks[3, 5:] = False
     with pytest.raises(ValueError, match="rules out every action of a factor"):
         model.predict(obs, action_masks=masks)
+    with pytest.raises(ValueError, match="mixing Gym API with SB3 VecEnv API"):  # SB3's hint, masks or not
+        model.predict(env.reset(seed=0), action_masks=env.action_masks())
 
 
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])

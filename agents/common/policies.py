@@ -476,7 +476,9 @@ class CategoricalSACPolicy(BasePolicy):
     ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
         """SB3's ``predict``, plus sb3-contrib's ``action_masks``: bools ``(n_obs, sum(K_i))`` (or
         one row for a single observation), False = never chosen."""
-        if action_masks is None:
+        # SB3's predict also explains a Gym ``(obs, info)`` tuple passed by mistake
+        gym_reset_tuple = isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict)
+        if action_masks is None or gym_reset_tuple:
             return super().predict(observation, state, episode_start, deterministic)
         self.set_training_mode(False)
         obs_tensor, vectorized_env = self.obs_to_tensor(observation)
