@@ -9,6 +9,8 @@ from typing import Dict, List
 
 def write_rows(rows: List[Dict[str, object]], out: str) -> None:
     """Print ``rows`` as a Markdown table and write them to the CSV file ``out``."""
+    if not rows:
+        raise SystemExit(f"nothing to write to {out}: no rows were measured (see the messages above)")
     header = list(rows[0])
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:

@@ -166,6 +166,11 @@ def main(argv: List[str] | None = None) -> None:
     )
     parser.add_argument("--out", default="results/agent_speed.csv")
     args = parser.parse_args(argv)
+    for name in ("env_steps", "grad_steps", "batch_size", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if any(width < 1 for width in args.net_arch):
+        parser.error(f"--net-arch takes positive layer widths, got {args.net_arch}")
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"device: {device}; torch {torch.__version__}; net_arch {args.net_arch}; batch {args.batch_size}")

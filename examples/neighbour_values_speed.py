@@ -6,14 +6,15 @@ against the same critic class at an earlier git revision.
     python examples/neighbour_values_speed.py --against 6eaff34~1 --compile
     python examples/neighbour_values_speed.py --device cuda --against old_policies.py
 
-"plain" builds the ``1 + sum_i (K_i - 1)`` one-hot actions of every state and runs the whole
-critic on each, the first layer included. ``--against REV`` imports ``agents/common/policies.py``
+"plain" builds ``sum_i K_i`` one-hot rows per state (column ``j`` switched on in its factor, so
+the sampled action itself recurs once per factor, as a loop over the columns gives) and runs the
+whole critic on each, the first layer included. ``--against REV`` imports ``agents/common/policies.py``
 as it was at ``REV`` (from git, or from a file of that path where git is missing) and times its
 ``neighbour_values`` too. Every version gets the same
 weights and inputs; the largest difference from the current values is printed beside the times,
 so a faster row that computes something else shows. Each row is the median of ``--repeats``
-calls, timed in alternation with ``time.thread_time`` (CPU time of this thread, which a busy
-machine disturbs less than wall time); on CUDA, wall time between synchronizations. Writes the table as CSV (``--out``).
+calls, timed in alternation with ``time.process_time`` (CPU time of this process, all its torch
+threads, which a busy machine disturbs less than wall time); on CUDA, wall time between synchronizations. Writes the table as CSV (``--out``).
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def critic_module_at(revision: str):
         with open(revision) as f:
             source = f.read()
     else:
-        source = subprocess.run(
-            ["git", "-C", REPO, "show", f"{revision}:agents/common/policies.py"], check=True, capture_output=True, text=True
-        ).stdout
+        shown = subprocess.run(["git", "-C", REPO, "show", f"{revision}:agents/common/policies.py"], capture_output=True, text=True)
+        if shown.returncode != 0:
+            raise SystemExit(f"--against {revision}: no such file, and git could not show it: {shown.stderr.strip()}")
+        source = shown.stdout
     path = os.path.join(tempfile.mkdtemp(), "policies_at_revision.py")
     with open(path, "w") as f:
         f.write(source)
@@ -72,9 +74,10 @@ def plain_neighbour_values(critic: policies.OneHotCritic, obs: th.Tensor, one_ho
 
 def time_calls(calls: Dict[str, Callable[[], object]], repeats: int, device: th.device) -> Dict[str, float]:
     """Median seconds per call, the calls timed in alternation after two warm-up rounds: CPU time of
-    this thread on the CPU, wall time between synchronizations on CUDA (kernels run asynchronously)."""
+    this process on the CPU (every intra-op thread counted), wall time between synchronizations on
+    CUDA (kernels run asynchronously)."""
     cuda = device.type == "cuda"
-    clock = time.perf_counter if cuda else time.thread_time
+    clock = time.perf_counter if cuda else time.process_time
     for _ in range(2):
         for call in calls.values():
             call()
@@ -123,7 +126,9 @@ def measure(
             name: max(float((got - want).abs().max()) for got, want in zip(call(), reference)) for name, call in versions.items()
         }
         seconds = time_calls(versions, repeats, device)
-    rows_per_state = 1 + sum(k - 1 for k in nvec)
+    # the pair table evaluates a once; the broadcast (on broadcast_device_types) once per factor
+    broadcast = device.type in policies.OneHotCritic.broadcast_device_types
+    rows_per_state = sum(nvec) if broadcast else 1 + sum(k - 1 for k in nvec)
     return [
         {
             "nvec": "x".join(map(str, nvec)),

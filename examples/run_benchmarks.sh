@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce the tables of BENCHMARKS.md. Each preset is a `rl-diffcat compare` configuration
+# Run the compares behind BENCHMARKS.md's tables: each preset's summary table, curves and plots.
+# The columns that count evaluations against a threshold come from examples/curve_stats.py, and
+# the masked task's reference returns from examples/masked_polyprog_reference.py: the commands
+# beside each table in BENCHMARKS.md. Each preset is a `rl-diffcat compare` configuration
 # (rl_diffcat/benchmark/presets.py); the algorithm hyperparameters are in rl_diffcat/hyperparams/*.yml.
 #
 #   bash examples/run_benchmarks.sh                 # every table (days of CPU time: 5 seeds x 5 algos)

@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from typing import List, Optional
@@ -59,6 +60,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--n-samples", type=int, default=100_000, help="samples per setting")
     parser.add_argument("--logit-scale", type=float, default=1.5, help="logits ~ N(0, scale^2)")
     args = parser.parse_args(argv)
+    if args.n_values < 2 or args.n_samples < 1:
+        parser.error(f"--n-values must be >= 2 and --n-samples >= 1, got {args.n_values} and {args.n_samples}")
+    if not math.isfinite(args.logit_scale) or args.logit_scale < 0:
+        parser.error(f"--logit-scale must be a finite number >= 0, got {args.logit_scale}")
     if args.quick and args.n_samples == parser.get_default("n_samples"):  # an explicit count is kept
         args.n_samples = 2000
     return args

@@ -36,7 +36,8 @@ def time_fwd_bwd(fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tenso
 
     for _ in range(3):  # warm-up (and compilation for the compiled path)
         step()
-    timer = benchmark.Timer(stmt="step()", globals={"step": step})
+    # torch.utils.benchmark times on one thread unless told: use the threads the header reports
+    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
@@ -94,7 +95,7 @@ def copy_bandwidth(device: torch.device, min_run_time: float, n_bytes: int = 1 <
     """GB/s of a device-to-device copy of ``n_bytes`` (bytes read plus bytes written): the ceiling."""
     src = torch.randn(n_bytes // 4, device=device)
     dst = torch.empty_like(src)
-    timer = benchmark.Timer(stmt="dst.copy_(src)", globals={"dst": dst, "src": src})
+    timer = benchmark.Timer(stmt="dst.copy_(src)", globals={"dst": dst, "src": src}, num_threads=torch.get_num_threads())
     return 2 * n_bytes / timer.blocked_autorange(min_run_time=min_run_time).median / 1e9
 
 
@@ -128,8 +129,13 @@ def main(argv: List[str] | None = None) -> None:
     if device.type == "cuda":
         print(f"device-to-device copy: {copy_bandwidth(device, args.min_run_time):.0f} GB/s (read + write)")
     rows: List[Dict[str, object]] = []
+    sizes = []
     for size in args.sizes:
-        batch, k = (int(v) for v in size.lower().split("x"))
+        batch, _, k = size.lower().partition("x")
+        if not (batch.isdigit() and k.isdigit() and int(batch) > 0 and int(k) > 0):
+            parser.error(f"--sizes takes BATCHxK with positive integers (e.g. 4096x18), got {size!r}")
+        sizes.append((int(batch), int(k)))
+    for batch, k in sizes:
         logits = torch.randn(batch, k, device=device)
         base = time_fwd_bwd(lambda x: F.gumbel_softmax(x, tau=1.0, hard=True), logits, args.min_run_time)
         row: Dict[str, object] = {"size": f"{batch}x{k}", "gumbel_softmax_ms": round(base * 1e3, 3)}

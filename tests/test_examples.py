@@ -373,6 +373,31 @@ def test_shell_scripts_parse(script):
     assert result.returncode == 0, result.stderr
 
 
-def test_masked_polyprog_reference_orders_the_policies():
-    means = load_script("masked_polyprog_reference").main(["--episodes", "300"])
+def test_masked_polyprog_reference_orders_the_policies(tmp_path):
+    script = load_script("masked_polyprog_reference")
+    means = script.main(["--episodes", "300", "--out", str(tmp_path / "reference.csv")])
     assert means["optimal"] > means["uniform valid"] > means["greedy ignoring masks"] >= -1.0
+    table = pd.read_csv(tmp_path / "reference.csv")
+    assert list(table["policy"]) == list(means) and (table["std"] > 0).all()
+    assert table["standard_error"].tolist() == pytest.approx((table["std"] / 300**0.5).tolist(), abs=1e-4)
+    for bad in (["--episodes", "1"], ["--env-id", "rl_diffcat/PolyProg-D16-v0"]):
+        with pytest.raises(SystemExit):
+            script.main([*bad, "--out", str(tmp_path / "bad.csv")])
+    assert not (tmp_path / "bad.csv").exists()
+
+
+def test_benchmark_scripts_refuse_bad_arguments(tmp_path, capsys):
+    out = str(tmp_path / "x.csv")
+    cases = [
+        ("sampler_speed", ["--sizes", "256", "--out", out], "BATCHxK"),
+        ("agent_speed", ["--repeats", "0", "--out", out], "--repeats must be >= 1"),
+        ("sample_law_table", ["--quick", "--n-samples", "0", "--out", str(tmp_path)], "--n-samples"),
+        ("sample_law_table", ["--quick", "--logit-scale", "nan", "--out", str(tmp_path)], "--logit-scale"),
+    ]
+    for name, argv, message in cases:
+        with pytest.raises(SystemExit):
+            load_script(name).main(argv)
+        assert message in capsys.readouterr().err, name
+    with pytest.raises(SystemExit, match="no rows were measured"):
+        load_script("_tables").write_rows([], out)
+    assert not (tmp_path / "x.csv").exists()
