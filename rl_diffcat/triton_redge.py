@@ -40,6 +40,7 @@ import triton
 import triton.language as tl
 
 from rl_diffcat.fused import chain_coefficients
+from rl_diffcat.samplers import check_n_steps, check_t_1
 
 _MAX_STEPS = 16  # the kernels unroll every step: n_steps - 1 at most this
 
@@ -292,7 +293,14 @@ def redge_triton(logits: Tensor, eps: Tensor, expo: Tensor | None, n_steps: int,
     :param eps: the starting noise of the chain, same shape.
     :param expo: Exp(1) noise of the Gumbel-max hard draw (same shape), or ``None`` for the soft
         sample. The one-hot carries the soft sample's gradient (straight-through).
+
+    Only ``logits`` gets a gradient: the kernels treat the noise as a constant, so an ``eps``
+    that requires grad is refused (``rl_diffcat.fused.redge_soft_fused`` differentiates it).
     """
+    check_n_steps(n_steps)  # before the cached table: 5.0 == 5 would hit a cached entry unchecked
+    check_t_1(t_1)
+    if eps.requires_grad:
+        raise ValueError("redge_triton gives no gradient for eps; use rl_diffcat.fused.redge_soft_fused to differentiate the noise")
     if n_steps - 1 > _MAX_STEPS:
         raise ValueError(f"the Triton path runs at most {_MAX_STEPS + 1} steps, got n_steps={n_steps}")
     if logits.numel() == 0:  # no rows: nothing to launch

@@ -133,7 +133,16 @@ def test_the_last_observation_s_mask_comes_from_the_info_with_the_wrapper():
 
 class GameOver(PickTheMarked):
     """PickTheMarked whose episodes also end at random in a state where no action is valid (a
-    full board, say), mutating its own mask array in place as some envs do."""
+    full board, say), keeping one mask array that every step and reset overwrite in place, as
+    some envs do: the mask in ``info`` must be a copy, or the auto-reset rewrites it."""
+
+    def _new_state(self):
+        obs = super()._new_state()
+        if not hasattr(self, "kept"):
+            self.kept = self.mask
+        self.kept[:] = self.mask
+        self.mask = self.kept
+        return obs
 
     def action_masks(self):
         return self.mask  # no copy: the wrapper must take one
@@ -144,14 +153,6 @@ class GameOver(PickTheMarked):
             self.mask[:] = False
             return np.concatenate([self.mask, self.mark]).astype(np.float32), reward, True, False, info
         return obs, reward, False, truncated, info
-
-    def reset(self, *, seed=None, options=None):
-        obs, info = super().reset(seed=seed)
-        if hasattr(self, "kept"):
-            self.kept[:] = self.mask  # update the old array in place, as an env reusing its buffer would
-            self.mask = self.kept
-        self.kept = self.mask
-        return obs, info
 
 
 @pytest.mark.parametrize("algo, dims", [(DiffCatSAC, (4, 5)), (DiscreteSAC, (9,))])

@@ -53,6 +53,17 @@ MAX_RELATIVE_ERROR = {
     "reinmax": 0.10,
     "straight_through": 0.45,
 }
+# |g| / |exact|, measured in the same runs: gumbel_softmax 0.61, redge 0.81, redge_cov 0.89-0.91,
+# reindge 0.96-0.97, reinmax 0.95-0.97, straight_through 0.75-0.77. A window of about +-0.15
+# around each: a gradient twice or half as large fails every estimator's.
+NORM_RATIO = {
+    "gumbel_softmax": (0.45, 0.8),
+    "redge": (0.65, 1.0),
+    "redge_cov": (0.75, 1.1),
+    "reindge": (0.8, 1.15),
+    "reinmax": (0.8, 1.15),
+    "straight_through": (0.6, 0.95),
+}
 
 
 def mean_gradient(name, seed=1, n=20_000, **knobs):
@@ -71,12 +82,13 @@ def relative_error(gradient, exact):
 def test_pathwise_gradient_matches_enumeration(name):
     """Each pathwise estimator's mean is within its measured bias of the exact gradient, in
     direction and size (a gradient 2x too large or small fails the norm ratio)."""
-    assert set(MAX_RELATIVE_ERROR) == set(PATHWISE)
+    assert set(MAX_RELATIVE_ERROR) == set(NORM_RATIO) == set(PATHWISE)
     exact = exact_gradient(fixed_logits())
     gradient = mean_gradient(name)
     error, norm_ratio = relative_error(gradient, exact), (gradient.norm() / exact.norm()).item()
     assert error <= MAX_RELATIVE_ERROR[name], f"{name}: relative error {error:.3f} to the exact gradient"
-    assert 0.5 <= norm_ratio <= 1.3, f"{name}: norm ratio {norm_ratio:.2f}"
+    low, high = NORM_RATIO[name]
+    assert low <= norm_ratio <= high, f"{name}: norm ratio {norm_ratio:.2f}"
 
 
 def test_redge_is_less_biased_than_gumbel_straight_through_at_tau_half():

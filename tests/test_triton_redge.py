@@ -161,6 +161,13 @@ def test_step_limit_agrees_with_the_kernels():
         triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, triton_redge._MAX_STEPS + 2, 0.5)
     with pytest.raises(ValueError, match="power of two"):
         triton_redge.set_launch_options(tile=100)
+    # the knobs are checked before the cached coefficient table, and the noise gets no gradient
+    with pytest.raises(ValueError, match="n_steps"):
+        triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, 5.0, 0.5)
+    with pytest.raises(ValueError, match="t_1"):
+        triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, 5, 1.5)
+    with pytest.raises(ValueError, match="no gradient for eps"):
+        triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3, requires_grad=True), None, 5, 0.5)
 
 
 @pytest.mark.skipif(not triton_available(), reason="needs triton")
