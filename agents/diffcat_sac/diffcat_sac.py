@@ -66,8 +66,9 @@ class DiffCatSAC(CategoricalSAC):
     loss is then ``E_s[-alpha H - Q(s, a~) / mean|Q|]``, i.e. the plain SAC loss with the temperature
     ``alpha * mean|Q|``. Without it, on CartPole the pathwise gradient grows with the Q scale, the
     entropy falls under its target, ``alpha`` rises, which raises the soft Q scale further, until
-    ``alpha`` sits at its bound and the policy degrades. Normalized, ``alpha`` settles (about 0.05 on
-    CartPole) and the same bounds fit any reward scale.
+    ``alpha`` sits at its bound and the policy degrades. Normalized, ``alpha`` no longer grows with the
+    Q scale (on CartPole it falls while the entropy stays above its target) and the same bounds fit
+    any reward scale.
 
     :param policy: ``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy`` or a policy class.
     :param env: environment or its registered id.
