@@ -18,7 +18,7 @@ of the chain, from ``t = 1`` back up to ``t = n-1``, is
 from __future__ import annotations
 
 import functools
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -53,10 +53,13 @@ def chain_forward(logits: Tensor, x_start: Tensor, coeffs: Coeffs) -> Tensor:
     return _chain(logits, x_start, coeffs)[-1]
 
 
-def chain_backward(logits: Tensor, x_start: Tensor, grad_soft: Tensor, coeffs: Coeffs) -> Tuple[Tensor, Tensor]:
+def chain_backward(
+    logits: Tensor, x_start: Tensor, grad_soft: Tensor, coeffs: Coeffs, with_x_start_grad: bool = False
+) -> Tuple[Tensor, Optional[Tensor]]:
     """``(dL/dlogits, dL/dx_start)`` given ``dL/dsoft``, recomputing the chain (see the module docstring).
 
-    The adjoint's last ``g_x`` is the gradient of the starting noise: free, so returned too.
+    The adjoint's last ``g_x`` is the gradient of the starting noise. It is returned only when
+    asked for (``None`` otherwise), so the usual case, constant noise, writes no extra tensor.
     """
     ys = _chain(logits, x_start, coeffs)
     grad_logits = torch.zeros_like(logits)
@@ -66,8 +69,9 @@ def chain_backward(logits: Tensor, x_start: Tensor, grad_soft: Tensor, coeffs: C
         g_y = grad_soft if grad_x_next is None else alpha * grad_x_next
         g_z = ys[i] * (g_y - (g_y * ys[i]).sum(-1, keepdim=True))
         grad_logits = grad_logits + g_z
-        grad_x_next = c * g_z if grad_x_next is None else c * g_z + beta * grad_x_next
-    return grad_logits, grad_x_next
+        if i > 0 or with_x_start_grad:
+            grad_x_next = c * g_z if grad_x_next is None else c * g_z + beta * grad_x_next
+    return grad_logits, grad_x_next if with_x_start_grad else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,8 +91,10 @@ class _FusedChain(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_soft: Tensor):
         logits, x_start = ctx.saved_tensors
-        grad_logits, grad_x_start = _kernels(ctx.compiled)[1](logits, x_start, grad_soft.contiguous(), ctx.coeffs)
-        return grad_logits, grad_x_start if ctx.needs_input_grad[1] else None, None, None
+        grad_logits, grad_x_start = _kernels(ctx.compiled)[1](
+            logits, x_start, grad_soft.contiguous(), ctx.coeffs, ctx.needs_input_grad[1]
+        )
+        return grad_logits, grad_x_start, None, None
 
 
 def redge_soft_fused(logits: Tensor, x_start: Tensor, n_steps: int, t_1: float, compiled: bool = True) -> Tensor:
