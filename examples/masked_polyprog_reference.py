@@ -45,11 +45,6 @@ def episode_returns(env_id: str, episodes: int, seed: int = 0) -> Dict[str, np.n
     return {name: np.asarray(values) for name, values in returns.items()}
 
 
-def reference_returns(env_id: str, episodes: int, seed: int = 0) -> Dict[str, float]:
-    """Mean return of the three policies over ``episodes`` episodes."""
-    return {name: float(values.mean()) for name, values in episode_returns(env_id, episodes, seed).items()}
-
-
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-id", default="rl_diffcat/PolyProg-Masked-D16-v0")
