@@ -231,7 +231,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     resumed = f", resumed at steps {summary['resumed_at']}" if summary["resumed_at"] else ""
     print(f"wall-clock {summary['wall_clock_s']:.1f} s, {summary['env_steps_per_s']:.0f} env-steps/s (training only){resumed}")
-    print(f"model saved to {summary['model']}; TensorBoard logs in {args.tensorboard_log}")
+    stats = f" (VecNormalize statistics: {summary['vecnormalize']})" if "vecnormalize" in summary else ""
+    print(f"model saved to {summary['model']}{stats}; TensorBoard logs in {args.tensorboard_log}")
     return 0
 
 
@@ -357,6 +358,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{label} on {args.env_id} ({result['model']}, trained {result['trained_steps']} env steps, device {result['device']}): "
         f"return {result['mean_return']:.2f} +/- {result['std_return']:.2f} over {args.episodes} {mode} episodes "
         f"(min {result['min_return']:.2f}, max {result['max_return']:.2f}, mean length {sum(result['lengths']) / args.episodes:.1f})"
+        + (f"; observations normalized with {result['vecnormalize']}" if result["vecnormalize"] else "")
     )
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -6,7 +6,9 @@ for ``policy_kwargs``/``sampler_kwargs``). Keys that are not constructor argumen
 
 * ``n_timesteps``: training budget (``--steps`` overrides it);
 * ``policy``: an SB3 policy alias (``MlpPolicy``) or a policy class name from ``rl_diffcat.sb3``;
-* ``n_envs``: number of training envs in the ``DummyVecEnv`` (default 1).
+* ``n_envs``: number of training envs in the ``DummyVecEnv`` (default 1);
+* ``normalize``: train on a ``VecNormalize``-wrapped env, as in rl-zoo3
+  (:mod:`~rl_diffcat.benchmark.normalization`).
 
 Strings ``lin_<x>`` for ``learning_rate``/``clip_range`` become a linear decay from ``x`` to 0,
 ``policy_kwargs.activation_fn`` may name a ``torch.nn`` module (``Tanh``, ``ReLU``), and
@@ -33,7 +35,7 @@ from gymnasium import spaces
 
 DISCRETE_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 # Keys of a hyperparameter entry that configure the run rather than the model constructor.
-RUN_KEYS = ("n_timesteps", "policy", "n_envs")
+RUN_KEYS = ("n_timesteps", "policy", "n_envs", "normalize")
 _NESTED_KEYS = ("policy_kwargs", "sampler_kwargs")
 _SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
 
@@ -376,14 +378,20 @@ def _algo_class(spec: AlgoSpec) -> type:
         raise ValueError(f"{spec.name} is not available in this install ({error})") from error
 
 
-def make_training_env(env_id: str, params: Dict[str, Any], seed: int):
+def make_training_env(env_id: str, params: Dict[str, Any], seed: int, vecnormalize_stats: Optional[str] = None):
     """The ``DummyVecEnv`` of ``params["n_envs"]`` (default 1) training envs, seeded ``seed, seed + 1, ...``.
     Envs with ``action_masks()`` also report each step's mask in ``info`` (:class:`ActionMasksInInfo`),
-    where the SAC agents find the mask of an episode's last observation."""
+    where the SAC agents find the mask of an episode's last observation. With ``normalize`` in
+    ``params`` it is wrapped in ``VecNormalize``, whose statistics start from ``vecnormalize_stats``
+    (a checkpoint's) when given."""
     from stable_baselines3.common.env_util import make_vec_env
 
+    from rl_diffcat.benchmark.normalization import normalize_kwargs, wrap_training_env
+
     importlib.import_module("rl_diffcat.envs")  # registers the rl_diffcat/ ids (resume reaches here first)
-    return make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed, wrapper_class=_masks_in_info)
+    normalize = normalize_kwargs(params)  # a bad value fails before any env is made
+    venv = make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed, wrapper_class=_masks_in_info)
+    return venv if normalize is None else wrap_training_env(venv, normalize, vecnormalize_stats)
 
 
 def _masks_in_info(env: Any) -> Any:
@@ -458,6 +466,7 @@ def load_model(
     device: str = "auto",
     tensorboard_log: Optional[str] = None,
     verbose: int = 0,
+    vecnormalize_stats: Optional[str] = None,
 ):
     """Load a model of ``algo`` saved by ``model.save`` and attach a fresh training env, to go on training it.
 
@@ -469,10 +478,11 @@ def load_model(
     :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     :param tensorboard_log: TensorBoard folder, or None.
     :param verbose: SB3 verbosity.
+    :param vecnormalize_stats: the run's ``VecNormalize`` statistics (for a ``normalize`` entry).
     :return: the SB3 model, with its training env attached.
     """
     spec, _ = parse_algo(algo)
-    env = make_training_env(env_id, params, seed)
+    env = make_training_env(env_id, params, seed, vecnormalize_stats)
     model = _algo_class(spec).load(path, env=env, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
     model.set_random_seed(seed)
     return model

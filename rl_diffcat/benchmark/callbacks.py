@@ -21,7 +21,9 @@ class EvalCurveCallback(BaseCallback):
     ``n_envs``), also evaluates at step 0 and at the end of training, and keeps the time spent
     evaluating apart so the env-steps/second of training is honest.
 
-    :param eval_env: the env to evaluate on (not the training env).
+    :param eval_env: the env to evaluate on (not the training env); when the model trains on a
+        ``VecNormalize`` env, one wrapped in ``VecNormalize`` too, whose observation statistics
+        are copied from training before each evaluation (as SB3's ``EvalCallback`` syncs them).
     :param eval_freq: evaluate every this many env steps.
     :param n_eval_episodes: episodes per evaluation.
     :param csv_path: file the rows are appended to (created with a header), or None.
@@ -52,6 +54,7 @@ class EvalCurveCallback(BaseCallback):
         self._start: Optional[float] = None
         self._last_eval_step = -1
         self._restored: Optional[Dict[str, Any]] = None
+        self._eval_normalizer: Any = None  # the eval env's VecNormalize, when the model trains on one
 
     def state_dict(self) -> Dict[str, Any]:
         """What a checkpoint needs to continue the curve: its rows, schedule and clocks."""
@@ -70,6 +73,15 @@ class EvalCurveCallback(BaseCallback):
         self._restored = dict(state)
 
     def _on_training_start(self) -> None:
+        from stable_baselines3.common.vec_env import unwrap_vec_normalize
+
+        trains_normalized = self.model.get_vec_normalize_env() is not None
+        self._eval_normalizer = unwrap_vec_normalize(self.eval_env) if trains_normalized else None
+        if trains_normalized and self._eval_normalizer is None:
+            raise ValueError(
+                "the model trains on a VecNormalize env, so the eval env must be wrapped in VecNormalize too "
+                "(rl_diffcat.benchmark.normalization.make_eval_env); its statistics are copied from training before each evaluation"
+            )
         self._start = time.perf_counter()
         self._next_eval = self.num_timesteps
         restored, self._restored = self._restored, None
@@ -109,8 +121,11 @@ class EvalCurveCallback(BaseCallback):
 
     def _evaluate(self) -> None:
         from rl_diffcat.benchmark.evaluation import policy_evaluator
+        from rl_diffcat.benchmark.normalization import copy_stats
 
         tic = time.perf_counter()
+        if self._eval_normalizer is not None:
+            copy_stats(self.model.get_vec_normalize_env(), self._eval_normalizer)
         returns, _ = policy_evaluator(self.model)(
             self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=True, return_episode_rewards=True
         )

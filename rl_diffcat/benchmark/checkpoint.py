@@ -8,6 +8,8 @@ A checkpoint is a folder with
 * ``replay_buffer_<step>.pkl``: the replay buffer of off-policy algos, cut to the transitions it
   holds (a 1M-transition buffer 20k steps into a run is 2% full; SB3's ``save_replay_buffer``
   would write all of it: 332 MB on HalfCheetah) and grown back to its capacity on resume;
+* ``vecnormalize_<step>.pkl``: the ``VecNormalize`` statistics of a run with ``normalize``
+  (:mod:`~rl_diffcat.benchmark.normalization`), without which its policy's inputs change scale;
 * ``state.json``: written last and atomically. It names the two files above and holds the run's
   configuration and the evaluation callback's state (the learning curve so far, its schedule and
   its clocks).
@@ -34,6 +36,8 @@ import numpy as np
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import save_to_pkl
+
+from rl_diffcat.benchmark.normalization import save_stats
 
 STATE_FILE = "state.json"
 CUT_ATTRIBUTE = "_rl_diffcat_cut"  # on a buffer saved cut to its filled rows: the attributes cut
@@ -94,16 +98,17 @@ def load_replay_buffer(model: Any, path: str) -> None:
 
 def read_checkpoint(folder: str) -> Optional[Dict[str, Any]]:
     """:param folder: a checkpoint folder.
-    :return: its state, with ``model`` and ``replay_buffer`` as full paths, or None when the folder
-        holds no complete checkpoint.
+    :return: its state, with ``model``, ``replay_buffer`` and ``vecnormalize`` as full paths (or
+        None), or None when the folder holds no complete checkpoint.
     """
     path = os.path.join(folder, STATE_FILE)
     if not os.path.exists(path):
         return None
     with open(path) as file:
         state = json.load(file)
-    for key in ("model", "replay_buffer"):
-        if state.get(key) is not None:
+    for key in ("model", "replay_buffer", "vecnormalize"):
+        state.setdefault(key, None)  # checkpoints written before normalize was supported have no statistics
+        if state[key] is not None:
             state[key] = os.path.join(folder, state[key])
             if not os.path.exists(state[key]):
                 return None
@@ -121,11 +126,12 @@ def remove_checkpoint(folder: str) -> None:
 
 
 def write_checkpoint(folder: str, model: Any, state: Dict[str, Any]) -> Dict[str, Any]:
-    """Save ``model`` (and its replay buffer, if any) at ``model.num_timesteps``, then ``state``.
+    """Save ``model`` (and its replay buffer and ``VecNormalize`` statistics, if any) at
+    ``model.num_timesteps``, then ``state``.
 
     :param folder: the checkpoint folder (created if needed).
     :param model: an SB3 model.
-    :param state: JSON-serialisable run state; ``step``, ``model`` and ``replay_buffer`` are added.
+    :param state: JSON-serialisable run state; ``step``, ``model``, ``replay_buffer`` and ``vecnormalize`` are added.
     :return: the state as written.
     """
     os.makedirs(folder, exist_ok=True)
@@ -136,13 +142,16 @@ def write_checkpoint(folder: str, model: Any, state: Dict[str, Any]) -> Dict[str
     if getattr(model, "replay_buffer", None) is not None:
         buffer_name = f"replay_buffer_{step}.pkl"
         save_replay_buffer(model, os.path.join(folder, buffer_name))
-    state = {**state, "step": step, "model": model_name, "replay_buffer": buffer_name}
+    stats_name = f"vecnormalize_{step}.pkl"
+    if save_stats(model, os.path.join(folder, stats_name)) is None:
+        stats_name = None
+    state = {**state, "step": step, "model": model_name, "replay_buffer": buffer_name, "vecnormalize": stats_name}
     tmp = os.path.join(folder, f"{STATE_FILE}.tmp")
     with open(tmp, "w") as file:
         json.dump(state, file, indent=2)
     os.replace(tmp, os.path.join(folder, STATE_FILE))
-    keep = {model_name, buffer_name}
-    for pattern in ("model_*.zip", "replay_buffer_*.pkl"):
+    keep = {model_name, buffer_name, stats_name}
+    for pattern in ("model_*.zip", "replay_buffer_*.pkl", "vecnormalize_*.pkl"):
         for path in glob.glob(os.path.join(folder, pattern)):
             if os.path.basename(path) not in keep:
                 os.remove(path)

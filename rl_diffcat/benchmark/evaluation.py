@@ -2,7 +2,8 @@
 
 A model saved by ``rl-diffcat train`` (or by a compare, ``<results>/runs/<run>/model.zip``) is
 loaded with the class of its algo and played for a number of episodes on a fresh, seeded,
-``Monitor``-wrapped env, so the returns are the env's own episode returns.
+``Monitor``-wrapped env, so the returns are the env's own episode returns. A model trained with
+``normalize`` sees its observations through the statistics saved beside it (``<model>_vecnormalize.pkl``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from rl_diffcat.benchmark.algos import _algo_class, check_env_id, parse_algo
+from rl_diffcat.benchmark.normalization import make_eval_env, stats_path
 
 
 def _saved_policy_module(path: str) -> Optional[str]:
@@ -103,7 +105,9 @@ def evaluate_saved_model(
     :param seed: seed of the env's first reset and of the model's sampling.
     :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     :param render: open a window (``render_mode="human"``); needs the env's rendering dependency.
-    :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated.
+    :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated
+        (``vecnormalize``: the statistics the observations were normalized with, found beside
+        the model, or None).
     """
     import gymnasium as gym
     from stable_baselines3.common.monitor import Monitor
@@ -116,10 +120,14 @@ def evaluate_saved_model(
     check_env_id(env_id)
     path = _zip_path(path)
     model = load_saved_model(algo, path, device)
+    stats = stats_path(path) if os.path.isfile(stats_path(path)) else None
+    make_kwargs = {"render_mode": "human"} if render else {}
     try:
-        env = Monitor(gym.make(env_id, render_mode="human") if render else gym.make(env_id))
+        env = Monitor(gym.make(env_id, **make_kwargs)) if stats is None else make_eval_env(env_id, {}, seed, stats, **make_kwargs)
     except gym.error.DependencyNotInstalled as error:
         raise ValueError(f"{env_id} needs an optional dependency: {error}") from error
+    except (AssertionError, ValueError) as error:  # VecNormalize.load checks the statistics against the env's spaces
+        raise ValueError(f"{stats} does not fit {env_id}: {error}") from error
     try:
         try:
             check_for_correct_spaces(env, model.observation_space, model.action_space)
@@ -127,7 +135,8 @@ def evaluate_saved_model(
             raise ValueError(f"{path} was not trained on {env_id}: {error}") from error
         model.set_random_seed(seed)
         try:
-            env.reset(seed=seed)
+            if stats is None:
+                env.reset(seed=seed)  # the VecNormalize env was seeded when it was made
             returns, lengths = policy_evaluator(model)(
                 model, env, n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True
             )
@@ -140,6 +149,7 @@ def evaluate_saved_model(
         "env": env_id,
         "algo": algo,
         "model": path,
+        "vecnormalize": stats,
         "trained_steps": int(model.num_timesteps),
         "n_episodes": n_episodes,
         "deterministic": deterministic,

@@ -39,6 +39,7 @@ from rl_diffcat.benchmark.checkpoint import (
     read_checkpoint,
     remove_checkpoint,
 )
+from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, save_stats, stats_path
 from rl_diffcat.benchmark.progress import format_return, wait_reporting_progress
 from rl_diffcat.benchmark.runlock import RunLock, held_elsewhere, read_holder
 
@@ -99,7 +100,8 @@ def train_run(
     :param eval_freq: evaluate every this many env steps; None evaluates about 20 times.
     :param n_eval_episodes: episodes per evaluation.
     :param eval_csv: where the learning curve is written, or None.
-    :param save_path: where the model is saved (``.zip``), or None.
+    :param save_path: where the model is saved (``.zip``), or None; a run with ``normalize`` also
+        saves its ``VecNormalize`` statistics beside it (:func:`~rl_diffcat.benchmark.normalization.stats_path`).
     :param tensorboard_log: TensorBoard folder, or None.
     :param done_json: where the run summary is written last (the resume marker), or None.
     :param progress_bar: show SB3's tqdm/rich progress bar.
@@ -127,6 +129,7 @@ def train_run(
         raise ValueError("checkpoint_freq and resume need a checkpoint_dir")
     eval_freq = default_eval_freq(steps) if eval_freq is None else eval_freq
     label = algo_label(algo, sampler)
+    normalize = normalize_kwargs(params)
     config = run_config(env_id, label, seed, steps, eval_freq, n_eval_episodes, params)
     state = read_checkpoint(checkpoint_dir) if resume and checkpoint_dir is not None else None
     if state is not None:
@@ -136,9 +139,11 @@ def train_run(
                 f"the checkpoint in {checkpoint_dir} is of another run (it differs in {', '.join(differences)}); "
                 "delete that folder, or run without --resume to start over"
             )
+        if normalize is not None and state["vecnormalize"] is None:
+            raise ValueError(f"the checkpoint in {checkpoint_dir} holds no VecNormalize statistics to go on with; delete that folder")
         # The RNG states are not saved: reseed from (seed, step) so a resumed run is reproducible.
         run_seed = seed + state["step"]
-        model = load_model(label, env_id, params, state["model"], run_seed, device, tensorboard_log, verbose)
+        model = load_model(label, env_id, params, state["model"], run_seed, device, tensorboard_log, verbose, state["vecnormalize"])
         if state["replay_buffer"] is not None:
             load_replay_buffer(model, state["replay_buffer"])
         log(f"resuming {label} on {env_id} (seed {seed}) from its checkpoint at step {state['step']} of {steps}")
@@ -147,8 +152,11 @@ def train_run(
             remove_checkpoint(checkpoint_dir)  # a checkpoint of an earlier run: this one starts over
         run_seed = seed
         model = make_model(label, env_id, params, seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
-    eval_env = Monitor(gym.make(env_id))
-    eval_env.reset(seed=run_seed + 10_000)
+    if normalize is None:
+        eval_env = Monitor(gym.make(env_id))
+        eval_env.reset(seed=run_seed + 10_000)
+    else:  # observations scaled as in training (the callback copies the statistics in), raw returns
+        eval_env = make_eval_env(env_id, normalize, run_seed + 10_000)
     callback = EvalCurveCallback(
         eval_env, eval_freq, n_eval_episodes, csv_path=eval_csv, run_info={"env": env_id, "algo": label, "seed": seed}, verbose=verbose
     )
@@ -191,6 +199,9 @@ def train_run(
         os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
         model.save(save_path)
         summary["model"] = save_path
+        stats = save_stats(model, stats_path(save_path))
+        if stats is not None:
+            summary["vecnormalize"] = stats
     eval_env.close()
     model.get_env().close()
     if done_json is not None:

@@ -1,0 +1,160 @@
+"""rl-zoo3's ``normalize`` key: a run trains on VecNormalize, evaluates with the training
+statistics on raw rewards, and keeps its statistics through a checkpoint, a resume and ``evaluate``."""
+
+import os
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+
+from rl_diffcat.benchmark import checkpoint as checkpoint_module
+from rl_diffcat.benchmark import evaluation, runner
+from rl_diffcat.benchmark.callbacks import EvalCurveCallback
+from rl_diffcat.benchmark.checkpoint import read_checkpoint, write_checkpoint
+from rl_diffcat.benchmark.evaluation import evaluate_saved_model
+from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, stats_path
+from rl_diffcat.benchmark.runner import train_run
+from rl_diffcat.cli import main
+
+ENV = "CartPole-v1"
+SAC = {"learning_starts": 100, "batch_size": 32, "policy_kwargs.net_arch": [32, 32], "normalize": True}
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({}, None),
+        ({"normalize": False}, None),
+        ({"normalize": "False"}, None),
+        ({"normalize": True}, {}),
+        ({"normalize": True, "gamma": 0.98}, {"gamma": 0.98}),
+        ({"normalize": {"norm_reward": False, "gamma": 0.9}, "gamma": 0.98}, {"norm_reward": False, "gamma": 0.9}),
+        ({"normalize": "{'norm_obs': True, 'norm_reward': False}"}, {"norm_obs": True, "norm_reward": False}),  # rl-zoo3's spelling
+    ],
+)
+def test_normalize_values(params, expected):
+    assert normalize_kwargs(params) == expected
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (3, "expected true/false or a mapping"),
+        ("dict(norm_obs=True)", "expected true/false or a mapping"),
+        ({"norm_ob": True}, "did you mean 'norm_obs'"),
+        ({"training": False}, "has no argument 'training'"),
+    ],
+)
+def test_bad_normalize_values_are_refused(value, message):
+    with pytest.raises(ValueError, match=message):
+        normalize_kwargs({"normalize": value})
+
+
+def test_cli_names_a_bad_normalize_argument(tmp_path, capsys):
+    argv = ["train", ENV, "--algo", "ppo", "--steps", "64", "--save-path", str(tmp_path / "m.zip"), "--no-progress"]
+    assert main(argv + ["--hyperparams", "normalize={clip_ob: 5}"]) == 2
+    assert "did you mean 'clip_obs'" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "m.zip")
+
+
+def _spy_on_observations(model, eval_env, seen):
+    """Record, at each of the model's predictions, the observation it gets and the one the eval
+    env's normalizer makes of the raw observation with its current statistics."""
+    predict = model.predict
+
+    def recording(observation, *args, **kwargs):
+        seen.append((np.array(observation), eval_env.normalize_obs(eval_env.get_original_obs())))
+        return predict(observation, *args, **kwargs)
+
+    model.predict = recording
+    return model
+
+
+def test_evaluations_see_observations_normalized_with_the_training_statistics():
+    train_env = VecNormalize(make_vec_env(ENV, n_envs=2, seed=0))
+    model = PPO("MlpPolicy", train_env, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    eval_env = make_eval_env(ENV, {}, seed=10_000)
+    seen = []
+    _spy_on_observations(model, eval_env, seen)
+    callback = EvalCurveCallback(eval_env, eval_freq=128, n_eval_episodes=2)
+    model.learn(256, callback=callback)
+    assert len(callback.rows) == 3 and seen
+    assert all(np.array_equal(given, expected) for given, expected in seen)
+    # The last evaluation came after the last training step: both hold the same statistics, as copies.
+    assert np.array_equal(eval_env.obs_rms.mean, train_env.obs_rms.mean) and eval_env.obs_rms is not train_env.obs_rms
+    assert eval_env.obs_rms.count == train_env.obs_rms.count > 256
+    # Returns are the env's own (CartPole: 1 per step), not scaled rewards.
+    assert all(float(2 * row["mean_return"]).is_integer() and row["mean_return"] >= 8 for row in callback.rows)  # 2 episodes
+
+    bare = EvalCurveCallback(make_vec_env(ENV, n_envs=1), eval_freq=128)
+    with pytest.raises(ValueError, match="eval env must be wrapped in VecNormalize"):
+        model.learn(64, callback=bare)
+
+
+def test_a_normalized_run_saves_its_statistics_and_evaluate_uses_them(tmp_path, monkeypatch):
+    save_path = str(tmp_path / "model.zip")
+    summary = train_run(
+        ENV, "ppo", steps=256, overrides={"normalize": True, "n_envs": 2, "n_steps": 64, "batch_size": 64, "policy_kwargs.net_arch": [16]},
+        device="cpu", eval_freq=128, n_eval_episodes=2, eval_csv=str(tmp_path / "eval.csv"), save_path=save_path,
+    )  # fmt: skip
+    assert summary["vecnormalize"] == stats_path(save_path) == str(tmp_path / "model_vecnormalize.pkl")
+    saved = VecNormalize.load(summary["vecnormalize"], make_vec_env(ENV))
+    assert saved.obs_rms.count > 256 and saved.gamma == summary["hyperparams"]["gamma"] == 0.98  # ppo.yml's CartPole gamma
+
+    env, seen, made = evaluation.make_eval_env(ENV, {}, 5, summary["vecnormalize"]), [], []
+    load = evaluation.load_saved_model
+    monkeypatch.setattr(evaluation, "load_saved_model", lambda *args, **kwargs: _spy_on_observations(load(*args, **kwargs), env, seen))
+    monkeypatch.setattr(evaluation, "make_eval_env", lambda *args, **kwargs: made.append(args) or env)
+    result = evaluate_saved_model(ENV, "ppo", save_path, n_episodes=2, seed=5)
+    assert made == [(ENV, {}, 5, summary["vecnormalize"])], "evaluate loads the statistics saved beside the model"
+    assert result["vecnormalize"] == summary["vecnormalize"] and seen
+    assert all(np.array_equal(given, expected) for given, expected in seen)
+    assert np.array_equal(env.obs_rms.mean, saved.obs_rms.mean) and not env.training
+    assert all(float(value).is_integer() for value in result["returns"])
+
+    plain = train_run(ENV, "ppo", steps=64, overrides={"n_envs": 2, "n_steps": 32, "batch_size": 64}, device="cpu", eval_freq=64, n_eval_episodes=1,
+                      save_path=str(tmp_path / "plain.zip"))  # fmt: skip
+    assert "vecnormalize" not in plain and not os.path.exists(stats_path(str(tmp_path / "plain.zip")))
+
+
+class Killed(Exception):
+    """Stands in for the process being killed right after a checkpoint was written."""
+
+
+def test_a_resumed_run_goes_on_with_the_statistics_of_its_checkpoint(tmp_path, monkeypatch):
+    def train(resume):
+        return train_run(
+            ENV, "diffcat-sac", seed=1, steps=400, overrides=SAC, device="cpu", eval_freq=200, n_eval_episodes=1,
+            save_path=str(tmp_path / "model.zip"), checkpoint_dir=str(tmp_path / "checkpoint"), checkpoint_freq=200, resume=resume,
+        )  # fmt: skip
+
+    def write_then_die(folder, model, state):
+        write_checkpoint(folder, model, state)
+        raise Killed
+
+    monkeypatch.setattr(checkpoint_module, "write_checkpoint", write_then_die)
+    with pytest.raises(Killed):
+        train(resume=False)
+    monkeypatch.undo()
+    state = read_checkpoint(str(tmp_path / "checkpoint"))
+    assert state["vecnormalize"] == str(tmp_path / "checkpoint" / f"vecnormalize_{state['step']}.pkl")
+    at_checkpoint = VecNormalize.load(state["vecnormalize"], make_vec_env(ENV))
+
+    loaded = {}
+
+    def load_and_keep(*args, **kwargs):
+        model = load_model(*args, **kwargs)
+        normalizer = model.get_vec_normalize_env()
+        loaded.update(count=normalizer.obs_rms.count, mean=normalizer.obs_rms.mean.copy(), training=normalizer.training)
+        return model
+
+    load_model = runner.load_model
+    monkeypatch.setattr(runner, "load_model", load_and_keep)
+    summary = train(resume=True)
+    assert summary["resumed_at"] == [state["step"]]
+    assert loaded["count"] == at_checkpoint.obs_rms.count > state["step"] and loaded["training"]
+    assert np.array_equal(loaded["mean"], at_checkpoint.obs_rms.mean)
+    final = VecNormalize.load(summary["vecnormalize"], make_vec_env(ENV))
+    assert final.obs_rms.count > at_checkpoint.obs_rms.count, "the statistics went on updating after the resume"
