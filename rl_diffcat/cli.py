@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--stochastic", action="store_true", help="sample actions from the policy instead of taking its mode")
     evaluate.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human')")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
+    evaluate.add_argument(
+        "--vecnormalize",
+        default=None,
+        metavar="PATH",
+        help="VecNormalize statistics of a model trained with normalize (default: <model>_vecnormalize.pkl when it exists; rl-zoo3 saves vecnormalize.pkl)",
+    )
     evaluate.add_argument("--json", default=None, help="also write the returns and lengths of every episode to this JSON file")
 
     envs = commands.add_parser(
@@ -352,6 +358,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         seed=args.eval_seed,
         device=args.device,
         render=args.render,
+        vecnormalize=args.vecnormalize,
     )
     mode = "stochastic" if args.stochastic else "deterministic"
     print(

@@ -3,6 +3,7 @@ statistics on raw rewards, and keeps its statistics through a checkpoint, a resu
 
 import os
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3 import PPO
@@ -30,8 +31,11 @@ SAC = {"learning_starts": 100, "batch_size": 32, "policy_kwargs.net_arch": [32, 
         ({"normalize": "False"}, None),
         ({"normalize": True}, {}),
         ({"normalize": True, "gamma": 0.98}, {"gamma": 0.98}),
-        ({"normalize": {"norm_reward": False, "gamma": 0.9}, "gamma": 0.98}, {"norm_reward": False, "gamma": 0.9}),
-        ({"normalize": "{'norm_obs': True, 'norm_reward': False}"}, {"norm_obs": True, "norm_reward": False}),  # rl-zoo3's spelling
+        ({"normalize": {"norm_reward": False, "gamma": 0.9}}, {"norm_reward": False, "gamma": 0.9}),
+        ({"normalize": {"gamma": 0.98}, "gamma": 0.98}, {"gamma": 0.98}),
+        # rl-zoo3's string spellings
+        ({"normalize": "{'norm_obs': True, 'norm_reward': False}"}, {"norm_obs": True, "norm_reward": False}),
+        ({"normalize": "dict(norm_obs=False, norm_reward=True)", "gamma": 0.9}, {"norm_obs": False, "norm_reward": True, "gamma": 0.9}),
     ],
 )
 def test_normalize_values(params, expected):
@@ -42,14 +46,18 @@ def test_normalize_values(params, expected):
     "value, message",
     [
         (3, "expected true/false or a mapping"),
-        ("dict(norm_obs=True)", "expected true/false or a mapping"),
+        ("__import__('os').getcwd()", "expected true/false or a mapping"),  # read as a literal, never run
+        ("dict(norm_obs=bool(1))", "expected true/false or a mapping"),
         ({"norm_ob": True}, "did you mean 'norm_obs'"),
         ({"training": False}, "has no argument 'training'"),
+        ({"clip_obs": "abc"}, "clip_obs='abc' should be a number"),
+        ({"norm_reward": 1}, "norm_reward=1 should be true or false"),
+        ({"gamma": 0.9}, "differs from the entry's gamma=0.98"),
     ],
 )
 def test_bad_normalize_values_are_refused(value, message):
     with pytest.raises(ValueError, match=message):
-        normalize_kwargs({"normalize": value})
+        normalize_kwargs({"normalize": value, "gamma": 0.98})
 
 
 def test_cli_names_a_bad_normalize_argument(tmp_path, capsys):
@@ -139,7 +147,9 @@ def test_a_resumed_run_goes_on_with_the_statistics_of_its_checkpoint(tmp_path, m
         train(resume=False)
     monkeypatch.undo()
     state = read_checkpoint(str(tmp_path / "checkpoint"))
-    assert state["vecnormalize"] == str(tmp_path / "checkpoint" / f"vecnormalize_{state['step']}.pkl")
+    assert state["vecnormalize"] == str(tmp_path / "checkpoint" / f"model_{state['step']}_vecnormalize.pkl")
+    # evaluate finds a checkpoint's statistics beside its model, as beside a finished run's
+    assert evaluate_saved_model(ENV, "diffcat-sac", state["model"], n_episodes=1)["vecnormalize"] == state["vecnormalize"]
     at_checkpoint = VecNormalize.load(state["vecnormalize"], make_vec_env(ENV))
 
     loaded = {}
@@ -158,3 +168,86 @@ def test_a_resumed_run_goes_on_with_the_statistics_of_its_checkpoint(tmp_path, m
     assert np.array_equal(loaded["mean"], at_checkpoint.obs_rms.mean)
     final = VecNormalize.load(summary["vecnormalize"], make_vec_env(ENV))
     assert final.obs_rms.count > at_checkpoint.obs_rms.count, "the statistics went on updating after the resume"
+
+
+def test_observation_normalization_can_be_off():
+    """rl-zoo3's spelling for image tasks: rewards normalized, observations not (no obs statistics to copy)."""
+    summary = train_run(
+        ENV, "ppo", steps=128, overrides={"normalize": "{'norm_obs': False, 'norm_reward': True}", "n_envs": 2, "n_steps": 32, "batch_size": 64},
+        device="cpu", eval_freq=64, n_eval_episodes=2,
+    )  # fmt: skip
+    assert summary["env_steps"] == 128 and float(2 * summary["final_mean_return"]).is_integer()
+
+
+def test_a_plain_run_removes_the_statistics_an_earlier_run_left_at_its_path(tmp_path):
+    save_path = str(tmp_path / "model.zip")
+    common = dict(steps=64, device="cpu", eval_freq=64, n_eval_episodes=1, save_path=save_path)
+    train_run(ENV, "ppo", overrides={"normalize": True, "n_envs": 2, "n_steps": 32, "batch_size": 64}, **common)
+    assert os.path.exists(stats_path(save_path))
+    train_run(ENV, "ppo", overrides={"n_envs": 2, "n_steps": 32, "batch_size": 64}, **common)
+    assert not os.path.exists(stats_path(save_path)), "evaluate would normalize the new raw-observation model with them"
+    assert evaluate_saved_model(ENV, "ppo", save_path, n_episodes=1)["vecnormalize"] is None
+
+
+def test_evaluate_refuses_a_normalized_run_whose_statistics_are_missing(tmp_path, capsys):
+    folder = tmp_path / "run"
+    summary = train_run(
+        ENV, "ppo", steps=64, overrides={"normalize": True, "n_envs": 2, "n_steps": 32, "batch_size": 64}, device="cpu",
+        eval_freq=64, n_eval_episodes=1, save_path=str(folder / "model.zip"), done_json=str(folder / "done.json"),
+    )  # fmt: skip
+    moved = str(tmp_path / "vecnormalize.pkl")  # where rl-zoo3 keeps them
+    os.replace(summary["vecnormalize"], moved)
+    assert main(["evaluate", "--model", str(folder / "model.zip"), "--episodes", "1"]) == 2
+    assert "was trained with normalize" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(folder / "model.zip"), "--episodes", "1", "--vecnormalize", moved]) == 0
+    assert f"observations normalized with {moved}" in capsys.readouterr().out
+    assert main(["evaluate", "--model", str(folder / "model.zip"), "--vecnormalize", str(tmp_path / "nothing.pkl")]) == 2
+    assert "no VecNormalize statistics at" in capsys.readouterr().err
+
+
+def test_a_checkpoint_without_statistics_is_not_resumed_with_fresh_ones(tmp_path):
+    folder = str(tmp_path / "checkpoint")
+    overrides = {"n_envs": 2, "n_steps": 32, "batch_size": 64}
+    summary = train_run(ENV, "ppo", steps=64, overrides=overrides, device="cpu", eval_freq=64, n_eval_episodes=1,
+                        save_path=str(tmp_path / "model.zip"))  # fmt: skip
+    model = PPO.load(summary["model"], env=make_vec_env(ENV, n_envs=2))
+    config = runner.run_config(ENV, "ppo", 0, 128, 64, 1, {**summary["hyperparams"], "normalize": True, "n_timesteps": 128})
+    write_checkpoint(folder, model, {"config": config, "resumed_at": [], "eval": {}})
+    with pytest.raises(ValueError, match="holds no VecNormalize statistics"):
+        train_run(ENV, "ppo", steps=128, overrides={**overrides, "normalize": True}, device="cpu", eval_freq=64, n_eval_episodes=1,
+                  checkpoint_dir=folder, resume=True)  # fmt: skip
+
+
+class ChannelLastImages(gym.Env):
+    """Random 36x36x3 uint8 frames, 2 actions, 8 steps: SB3 puts VecTransposeImage over it."""
+
+    observation_space = gym.spaces.Box(0, 255, (36, 36, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.integers(0, 255, (36, 36, 3), dtype=np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.np_random.integers(0, 255, (36, 36, 3), dtype=np.uint8), float(action), False, self.t >= 8, {}
+
+
+@pytest.fixture
+def channel_last_env():
+    gym.register("ChannelLastImages-v0", entry_point=ChannelLastImages)
+    yield "ChannelLastImages-v0"
+    del gym.registry["ChannelLastImages-v0"]
+
+
+def test_channel_last_images(channel_last_env, tmp_path):
+    """evaluate transposes images as training did, and off-policy agents refuse normalize on them
+    (their replay buffer would get untransposed frames) before anything trains."""
+    overrides = {"policy": "CnnPolicy", "n_envs": 1, "n_steps": 32, "batch_size": 32}
+    summary = train_run(channel_last_env, "ppo", steps=32, overrides=overrides, device="cpu", eval_freq=32, n_eval_episodes=1,
+                        save_path=str(tmp_path / "model.zip"))  # fmt: skip
+    result = evaluate_saved_model(channel_last_env, "ppo", summary["model"], n_episodes=2)
+    assert result["lengths"] == [8, 8] and result["vecnormalize"] is None
+    with pytest.raises(ValueError, match="channel-last images"):
+        train_run(channel_last_env, "discrete-sac", steps=32, overrides={"policy": "CnnPolicy", "normalize": {"norm_obs": False}}, device="cpu")

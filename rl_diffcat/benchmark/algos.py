@@ -33,6 +33,8 @@ import gymnasium as gym
 import yaml
 from gymnasium import spaces
 
+from rl_diffcat.benchmark.normalization import check_algo_fits, normalize_kwargs, wrap_training_env
+
 DISCRETE_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 # Keys of a hyperparameter entry that configure the run rather than the model constructor.
 RUN_KEYS = ("n_timesteps", "policy", "n_envs", "normalize")
@@ -386,8 +388,6 @@ def make_training_env(env_id: str, params: Dict[str, Any], seed: int, vecnormali
     (a checkpoint's) when given."""
     from stable_baselines3.common.env_util import make_vec_env
 
-    from rl_diffcat.benchmark.normalization import normalize_kwargs, wrap_training_env
-
     importlib.import_module("rl_diffcat.envs")  # registers the rl_diffcat/ ids (resume reaches here first)
     normalize = normalize_kwargs(params)  # a bad value fails before any env is made
     venv = make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed, wrapper_class=_masks_in_info)
@@ -429,6 +429,12 @@ def make_model(
     algo_class = _algo_class(spec)
     _check_known_arguments(algo_class, kwargs)
     env = make_training_env(env_id, params, seed)
+    if normalize_kwargs(params) is not None:
+        try:
+            check_algo_fits(algo_class, env.observation_space)
+        except ValueError:
+            env.close()
+            raise
     return algo_class(
         _resolve_policy(algo_class, params.get("policy", "MlpPolicy")),
         env,

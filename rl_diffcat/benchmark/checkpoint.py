@@ -8,8 +8,9 @@ A checkpoint is a folder with
 * ``replay_buffer_<step>.pkl``: the replay buffer of off-policy algos, cut to the transitions it
   holds (a 1M-transition buffer 20k steps into a run is 2% full; SB3's ``save_replay_buffer``
   would write all of it: 332 MB on HalfCheetah) and grown back to its capacity on resume;
-* ``vecnormalize_<step>.pkl``: the ``VecNormalize`` statistics of a run with ``normalize``
+* ``model_<step>_vecnormalize.pkl``: the ``VecNormalize`` statistics of a run with ``normalize``
   (:mod:`~rl_diffcat.benchmark.normalization`), without which its policy's inputs change scale;
+  named as ``rl-diffcat evaluate`` looks for them beside a model;
 * ``state.json``: written last and atomically. It names the two files above and holds the run's
   configuration and the evaluation callback's state (the learning curve so far, its schedule and
   its clocks).
@@ -37,7 +38,7 @@ from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import save_to_pkl
 
-from rl_diffcat.benchmark.normalization import save_stats
+from rl_diffcat.benchmark.normalization import save_stats, stats_path
 
 STATE_FILE = "state.json"
 CUT_ATTRIBUTE = "_rl_diffcat_cut"  # on a buffer saved cut to its filled rows: the attributes cut
@@ -142,7 +143,7 @@ def write_checkpoint(folder: str, model: Any, state: Dict[str, Any]) -> Dict[str
     if getattr(model, "replay_buffer", None) is not None:
         buffer_name = f"replay_buffer_{step}.pkl"
         save_replay_buffer(model, os.path.join(folder, buffer_name))
-    stats_name = f"vecnormalize_{step}.pkl"
+    stats_name = os.path.basename(stats_path(model_name))
     if save_stats(model, os.path.join(folder, stats_name)) is None:
         stats_name = None
     state = {**state, "step": step, "model": model_name, "replay_buffer": buffer_name, "vecnormalize": stats_name}
@@ -151,7 +152,7 @@ def write_checkpoint(folder: str, model: Any, state: Dict[str, Any]) -> Dict[str
         json.dump(state, file, indent=2)
     os.replace(tmp, os.path.join(folder, STATE_FILE))
     keep = {model_name, buffer_name, stats_name}
-    for pattern in ("model_*.zip", "replay_buffer_*.pkl", "vecnormalize_*.pkl"):
+    for pattern in ("model_*.zip", "replay_buffer_*.pkl", "model_*_vecnormalize.pkl"):
         for path in glob.glob(os.path.join(folder, pattern)):
             if os.path.basename(path) not in keep:
                 os.remove(path)

@@ -3,7 +3,8 @@
 A model saved by ``rl-diffcat train`` (or by a compare, ``<results>/runs/<run>/model.zip``) is
 loaded with the class of its algo and played for a number of episodes on a fresh, seeded,
 ``Monitor``-wrapped env, so the returns are the env's own episode returns. A model trained with
-``normalize`` sees its observations through the statistics saved beside it (``<model>_vecnormalize.pkl``).
+``normalize`` sees its observations through the statistics saved beside it (``<model>_vecnormalize.pkl``)
+or given with ``--vecnormalize``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from rl_diffcat.benchmark.algos import _algo_class, check_env_id, parse_algo
-from rl_diffcat.benchmark.normalization import make_eval_env, stats_path
+from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, stats_path
 
 
 def _saved_policy_module(path: str) -> Optional[str]:
@@ -62,6 +63,30 @@ def _zip_path(path: str) -> str:
     return path
 
 
+def _statistics_for(path: str, vecnormalize: Optional[str]) -> Optional[str]:
+    """The ``VecNormalize`` statistics to evaluate the model at ``path`` with: ``vecnormalize`` when
+    given, else the file saved beside the model. A model whose run trained with ``normalize`` (its
+    ``done.json`` says so) but whose file is gone is refused: on raw observations it would act
+    on inputs of another scale and still report a return."""
+    if vecnormalize is not None:
+        if not os.path.isfile(vecnormalize):
+            raise ValueError(f"no VecNormalize statistics at {vecnormalize}")
+        return vecnormalize
+    beside = stats_path(path)
+    if os.path.isfile(beside):
+        return beside
+    done_path = os.path.join(os.path.dirname(os.path.abspath(path)), "done.json")
+    try:
+        with open(done_path) as file:
+            done = json.load(file)
+        normalized = os.path.basename(str(done.get("model"))) == os.path.basename(path) and normalize_kwargs(done.get("hyperparams") or {}) is not None
+    except (OSError, ValueError, AttributeError):  # no done.json, or not one of ours
+        normalized = False
+    if normalized:
+        raise ValueError(f"{path} was trained with normalize ({done_path} says so), but its statistics {beside} are missing; pass them with --vecnormalize")
+    return None
+
+
 def load_saved_model(algo: str, path: str, device: str = "auto"):
     """Load a model saved with ``model.save``, with clear errors for a missing file or another algo.
 
@@ -94,6 +119,7 @@ def evaluate_saved_model(
     seed: int = 0,
     device: str = "auto",
     render: bool = False,
+    vecnormalize: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Play a saved model for ``n_episodes`` episodes on ``env_id``.
 
@@ -105,11 +131,13 @@ def evaluate_saved_model(
     :param seed: seed of the env's first reset and of the model's sampling.
     :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     :param render: open a window (``render_mode="human"``); needs the env's rendering dependency.
+    :param vecnormalize: ``VecNormalize`` statistics to normalize observations with (rl-zoo3's
+        ``vecnormalize.pkl``, say); None: ``<model>_vecnormalize.pkl`` when it exists.
     :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated
-        (``vecnormalize``: the statistics the observations were normalized with, found beside
-        the model, or None).
+        (``vecnormalize``: the statistics the observations were normalized with, or None).
     """
     import gymnasium as gym
+    from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.utils import check_for_correct_spaces
 
@@ -120,17 +148,22 @@ def evaluate_saved_model(
     check_env_id(env_id)
     path = _zip_path(path)
     model = load_saved_model(algo, path, device)
-    stats = stats_path(path) if os.path.isfile(stats_path(path)) else None
+    stats = _statistics_for(path, vecnormalize)
     make_kwargs = {"render_mode": "human"} if render else {}
     try:
         env = Monitor(gym.make(env_id, **make_kwargs)) if stats is None else make_eval_env(env_id, {}, seed, stats, **make_kwargs)
     except gym.error.DependencyNotInstalled as error:
         raise ValueError(f"{env_id} needs an optional dependency: {error}") from error
     except (AssertionError, ValueError) as error:  # VecNormalize.load checks the statistics against the env's spaces
+        if stats is None:
+            raise
         raise ValueError(f"{stats} does not fit {env_id}: {error}") from error
+    # As SB3 wraps a training env: a DummyVecEnv, and VecTransposeImage over channel-last images
+    # (the model's observation space is the transposed one).
+    venv = BaseAlgorithm._wrap_env(env, verbose=0, monitor_wrapper=False)
     try:
         try:
-            check_for_correct_spaces(env, model.observation_space, model.action_space)
+            check_for_correct_spaces(venv, model.observation_space, model.action_space)
         except ValueError as error:
             raise ValueError(f"{path} was not trained on {env_id}: {error}") from error
         model.set_random_seed(seed)
@@ -138,12 +171,12 @@ def evaluate_saved_model(
             if stats is None:
                 env.reset(seed=seed)  # the VecNormalize env was seeded when it was made
             returns, lengths = policy_evaluator(model)(
-                model, env, n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True
+                model, venv, n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True
             )
         except gym.error.DependencyNotInstalled as error:  # rendering imports its backend at the first reset
             raise ValueError(f"rendering {env_id} needs an optional dependency: {error}") from error
     finally:
-        env.close()
+        venv.close()
     returns = np.asarray(returns, dtype=float)
     return {
         "env": env_id,

@@ -1,9 +1,10 @@
 """rl-zoo3's ``normalize`` hyperparameter: train on a ``VecNormalize``-wrapped env.
 
 An entry may say ``normalize: true`` (SB3's defaults), give a mapping of ``VecNormalize``
-arguments (``normalize: {norm_obs: true, norm_reward: false}``), or use rl-zoo3's string spelling
-of one (``normalize: "{'norm_obs': True, 'norm_reward': False}"``). As in rl-zoo3, the entry's
-``gamma`` also discounts the normalizer's return estimate unless the mapping sets its own.
+arguments (``normalize: {norm_obs: true, norm_reward: false}``), or use rl-zoo3's string
+spellings of one (``normalize: "{'norm_obs': True, 'norm_reward': False}"`` or
+``"dict(norm_obs=True, norm_reward=False)"``; read as literals, never run). As in rl-zoo3, the
+entry's ``gamma``, when it has one, also discounts the normalizer's return estimate.
 
 The running statistics belong to the model: a policy trained on normalized observations acts
 on nothing else. So they travel with it: saved beside the model (:func:`stats_path`), in every
@@ -34,10 +35,7 @@ def normalize_kwargs(params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
     value = params.get(KEY, False)
     if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise ValueError(f"normalize={value!r}: expected true/false or a mapping of VecNormalize arguments") from None
+        value = _literal(value)
     if value is None or value is False:
         return None
     if value is True:
@@ -51,9 +49,61 @@ def normalize_kwargs(params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     if unknown:
         hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, allowed, n=1)) else repr(key) for key in unknown]
         raise ValueError(f"normalize has no argument {', '.join(hints)}; VecNormalize takes {', '.join(allowed)}")
-    if "gamma" in params and "gamma" not in kwargs:
+    for key, value in kwargs.items():  # VecNormalize would only fail at its first step
+        if key in _SWITCHES and not isinstance(value, bool):
+            raise ValueError(f"normalize: {key}={value!r} should be true or false")
+        if key in _NUMBERS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"normalize: {key}={value!r} should be a number")
+    if "gamma" in params:  # rl-zoo3 discounts the normalizer's returns with the entry's gamma
+        if "gamma" in kwargs and kwargs["gamma"] != params["gamma"]:
+            raise ValueError(
+                f"normalize: gamma={kwargs['gamma']} differs from the entry's gamma={params['gamma']}, which the normalizer "
+                "takes (as in rl-zoo3); leave it out of normalize"
+            )
         kwargs["gamma"] = params["gamma"]
     return kwargs
+
+
+_SWITCHES = ("norm_obs", "norm_reward")
+_NUMBERS = ("clip_obs", "clip_reward", "gamma", "epsilon")
+
+
+def _literal(text: str) -> Any:
+    """``text`` read as a Python literal, or as ``dict(key=literal, ...)``: rl-zoo3 ``eval``s
+    its ``normalize`` strings, and these are the spellings its files use."""
+    problem = f"normalize={text!r}: expected true/false or a mapping of VecNormalize arguments"
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
+            if any(keyword.arg is None for keyword in node.keywords):
+                raise ValueError(problem)
+            return {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        raise ValueError(problem) from None
+
+
+def check_algo_fits(algo_class: type, observation_space: Any) -> None:
+    """Refuse an off-policy algorithm on channel-last images left unscaled (``norm_obs: false``,
+    rl-zoo3's setting for images): its replay buffer stores the normalizer's raw observations,
+    still channel-last under the ``VecTransposeImage`` SB3 puts on top, and the first transition
+    fails to fit (SB3's own DQN and SAC alike). With ``norm_obs`` the normalizer's space is a
+    float Box, no longer an image, and nothing is transposed.
+
+    :param algo_class: the algorithm class.
+    :param observation_space: the observation space of the normalized training env."""
+    from gymnasium import spaces
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+
+    subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+    if issubclass(algo_class, OffPolicyAlgorithm) and any(
+        is_image_space(space) and not is_image_space_channels_first(space) for space in subspaces
+    ):
+        raise ValueError(
+            f"normalize without norm_obs does not work with {algo_class.__name__} on channel-last images (SB3 stores the "
+            "untransposed observations in the replay buffer); give the env channel-first observations, or drop normalize"
+        )
 
 
 def stats_path(model_path: str) -> str:
@@ -98,14 +148,22 @@ def make_eval_env(env_id: str, kwargs: Dict[str, Any], seed: int, stats: Optiona
 
 
 def copy_stats(source: Any, target: Any) -> None:
-    """Give the evaluation normalizer ``target`` the current observation statistics of ``source``."""
-    target.obs_rms = copy.deepcopy(source.obs_rms)
+    """Give the evaluation normalizer ``target`` the current observation statistics of ``source``
+    (a normalizer with ``norm_obs=False`` keeps none)."""
+    if hasattr(source, "obs_rms"):
+        target.obs_rms = copy.deepcopy(source.obs_rms)
 
 
 def save_stats(model: Any, path: str) -> Optional[str]:
-    """Save ``model``'s normalizer statistics to ``path``; None (and nothing written) without one."""
+    """Save ``model``'s normalizer statistics to ``path``. Without a normalizer nothing is written,
+    and a file left at ``path`` by an earlier run is deleted: ``evaluate`` would apply it.
+
+    :return: ``path``, or None when the model has no normalizer.
+    """
     normalizer = model.get_vec_normalize_env()
     if normalizer is None:
+        if os.path.exists(path):
+            os.remove(path)
         return None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     normalizer.save(path)
