@@ -2,6 +2,7 @@
 statistics on raw rewards, and keeps its statistics through a checkpoint, a resume and ``evaluate``."""
 
 import os
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +49,8 @@ def test_normalize_values(params, expected):
         (3, "expected true/false or a mapping"),
         ("__import__('os').getcwd()", "expected true/false or a mapping"),  # read as a literal, never run
         ("dict(norm_obs=bool(1))", "expected true/false or a mapping"),
+        ("dict(norm_obs=False, norm_obs=True)", "expected true/false or a mapping"),  # Python refuses a repeated keyword
+        ({1: True}, "keys should be VecNormalize argument names"),
         ({"norm_ob": True}, "did you mean 'norm_obs'"),
         ({"training": False}, "has no argument 'training'"),
         ({"clip_obs": "abc"}, "clip_obs='abc' should be a number"),
@@ -203,6 +206,21 @@ def test_evaluate_refuses_a_normalized_run_whose_statistics_are_missing(tmp_path
     assert f"observations normalized with {moved}" in capsys.readouterr().out
     assert main(["evaluate", "--model", str(folder / "model.zip"), "--vecnormalize", str(tmp_path / "nothing.pkl")]) == 2
     assert "no VecNormalize statistics at" in capsys.readouterr().err
+
+    # The done.json speaks only for the model it names: another model in that folder is evaluated as it is.
+    shutil.copy(folder / "model.zip", folder / "other.zip")
+    assert evaluate_saved_model(ENV, "ppo", str(folder / "other.zip"), n_episodes=1)["vecnormalize"] is None
+
+
+def test_statistics_beside_a_model_that_trained_without_normalize_are_not_applied(tmp_path):
+    """A file left by an older version, or by a run killed between saving the model and its statistics."""
+    folder = tmp_path / "run"
+    train_run(ENV, "ppo", steps=64, overrides={"n_envs": 2, "n_steps": 32, "batch_size": 64}, device="cpu", eval_freq=64,
+              n_eval_episodes=1, save_path=str(folder / "model.zip"), done_json=str(folder / "done.json"))  # fmt: skip
+    VecNormalize(make_vec_env(ENV)).save(stats_path(str(folder / "model.zip")))
+    assert evaluate_saved_model(ENV, "ppo", str(folder / "model.zip"), n_episodes=1)["vecnormalize"] is None
+    os.remove(folder / "done.json")  # without a done.json the file beside the model is all there is to go by
+    assert evaluate_saved_model(ENV, "ppo", str(folder / "model.zip"), n_episodes=1)["vecnormalize"] == stats_path(str(folder / "model.zip"))
 
 
 def test_a_checkpoint_without_statistics_is_not_resumed_with_fresh_ones(tmp_path):

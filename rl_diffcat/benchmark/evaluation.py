@@ -65,26 +65,34 @@ def _zip_path(path: str) -> str:
 
 def _statistics_for(path: str, vecnormalize: Optional[str]) -> Optional[str]:
     """The ``VecNormalize`` statistics to evaluate the model at ``path`` with: ``vecnormalize`` when
-    given, else the file saved beside the model. A model whose run trained with ``normalize`` (its
-    ``done.json`` says so) but whose file is gone is refused: on raw observations it would act
-    on inputs of another scale and still report a return."""
+    given, else the file saved beside the model. Where the run's ``done.json`` (beside the model,
+    naming it) tells, it decides: a file beside a model that trained without ``normalize`` is
+    not applied, and a model that trained with it but lost its file is refused (on raw
+    observations it would act on inputs of another scale and still report a return)."""
     if vecnormalize is not None:
         if not os.path.isfile(vecnormalize):
             raise ValueError(f"no VecNormalize statistics at {vecnormalize}")
         return vecnormalize
     beside = stats_path(path)
-    if os.path.isfile(beside):
-        return beside
-    done_path = os.path.join(os.path.dirname(os.path.abspath(path)), "done.json")
+    normalized = _run_normalized(path)
+    if normalized is None:
+        return beside if os.path.isfile(beside) else None
+    if normalized and not os.path.isfile(beside):
+        raise ValueError(f"{path} was trained with normalize (its done.json says so), but its statistics {beside} are missing; pass them with --vecnormalize")
+    return beside if normalized else None
+
+
+def _run_normalized(path: str) -> Optional[bool]:
+    """Whether the run that saved the model at ``path`` trained with ``normalize``, as the
+    ``done.json`` beside it says; None when there is none, or it is of another model."""
     try:
-        with open(done_path) as file:
+        with open(os.path.join(os.path.dirname(os.path.abspath(path)), "done.json")) as file:
             done = json.load(file)
-        normalized = os.path.basename(str(done.get("model"))) == os.path.basename(path) and normalize_kwargs(done.get("hyperparams") or {}) is not None
+        if os.path.basename(str(done.get("model"))) != os.path.basename(path):
+            return None
+        return normalize_kwargs(done.get("hyperparams") or {}) is not None
     except (OSError, ValueError, AttributeError):  # no done.json, or not one of ours
-        normalized = False
-    if normalized:
-        raise ValueError(f"{path} was trained with normalize ({done_path} says so), but its statistics {beside} are missing; pass them with --vecnormalize")
-    return None
+        return None
 
 
 def load_saved_model(algo: str, path: str, device: str = "auto"):

@@ -44,6 +44,8 @@ def normalize_kwargs(params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         kwargs = dict(value)
     else:
         raise ValueError(f"normalize={value!r}: expected true/false or a mapping of VecNormalize arguments")
+    if not all(isinstance(key, str) for key in kwargs):
+        raise ValueError(f"normalize={value!r}: the mapping's keys should be VecNormalize argument names")
     allowed = [name for name in inspect.signature(VecNormalize.__init__).parameters if name not in ("self", "venv", "training")]
     unknown = [key for key in kwargs if key not in allowed]
     if unknown:
@@ -75,7 +77,8 @@ def _literal(text: str) -> Any:
     try:
         node = ast.parse(text.strip(), mode="eval").body
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
-            if any(keyword.arg is None for keyword in node.keywords):
+            names = [keyword.arg for keyword in node.keywords]
+            if None in names or len(set(names)) < len(names):  # dict(**x), or a name given twice (Python refuses it too)
                 raise ValueError(problem)
             return {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
         return ast.literal_eval(node)
