@@ -33,6 +33,7 @@ import gymnasium as gym
 import yaml
 from gymnasium import spaces
 
+from rl_diffcat.benchmark.hints import did_you_mean
 from rl_diffcat.benchmark.normalization import check_algo_fits, normalize_kwargs, wrap_training_env
 
 DISCRETE_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -137,9 +138,8 @@ def parse_algo(label: str) -> Tuple[AlgoSpec, Optional[str]]:
     """
     name, _, sampler = label.partition(":")
     if name not in ALGOS:
-        hint = difflib.get_close_matches(name, ALGOS, n=1)
         raise ValueError(
-            f"Unknown algo {name!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+            f"Unknown algo {name!r}{did_you_mean(name, ALGOS)}; "
             f"valid algos are: {', '.join(ALGOS)}"
         )
     spec = ALGOS[name]
@@ -459,7 +459,7 @@ def _check_known_arguments(algo_class: type, kwargs: Dict[str, Any]) -> None:
             break
     unknown = [key for key in kwargs if key not in parameters]
     if unknown:
-        hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, parameters, n=1)) else repr(key) for key in unknown]
+        hints = [f"{key!r}{did_you_mean(key, parameters)}" for key in unknown]
         raise ValueError(f"{algo_class.__name__} has no hyperparameter {', '.join(hints)}")
 
 

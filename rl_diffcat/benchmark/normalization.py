@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import ast
 import copy
-import difflib
 import inspect
 import os
 from typing import Any, Dict, Optional
+
+from rl_diffcat.benchmark.hints import did_you_mean
 
 KEY = "normalize"
 
@@ -49,7 +50,7 @@ def normalize_kwargs(params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     allowed = [name for name in inspect.signature(VecNormalize.__init__).parameters if name not in ("self", "venv", "training")]
     unknown = [key for key in kwargs if key not in allowed]
     if unknown:
-        hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, allowed, n=1)) else repr(key) for key in unknown]
+        hints = [f"{key!r}{did_you_mean(key, allowed)}" for key in unknown]
         raise ValueError(f"normalize has no argument {', '.join(hints)}; VecNormalize takes {', '.join(allowed)}")
     for key, value in kwargs.items():  # VecNormalize would only fail at its first step
         if key in _SWITCHES and not isinstance(value, bool):
