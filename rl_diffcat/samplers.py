@@ -129,10 +129,18 @@ def check_n_steps(n_steps: int) -> None:
         raise ValueError(f"n_steps must be an integer >= 2 (one DDIM step at least), got {n_steps!r}")
 
 
+#: Signal level ``a`` at the noisy end of the ReDGE chain (:func:`diffusion_schedule`).
+NOISE_END_SIGNAL = 1e-4
+
+
 def check_t_1(t_1: float) -> None:
-    """Raise ``ValueError`` unless ``0 < t_1 < 1``."""
-    if not is_number(t_1) or not (0.0 < float(t_1) < 1.0):
-        raise ValueError(f"t_1 must be a number in the open interval (0, 1), got {t_1!r}")
+    """Raise ``ValueError`` unless ``0 < t_1 < 1 - NOISE_END_SIGNAL``: the stopping level must sit
+    above the chain's noisy end, or the chain would run towards more noise."""
+    if not is_number(t_1) or not (0.0 < float(t_1) < 1.0 - NOISE_END_SIGNAL):
+        raise ValueError(
+            f"t_1 must be a number in the open interval (0, {1.0 - NOISE_END_SIGNAL:g}) (the chain starts at signal level "
+            f"{NOISE_END_SIGNAL:g}, and t_1 = 1 - its stopping signal level), got {t_1!r}"
+        )
 
 
 def check_tau(tau: float) -> None:
@@ -244,7 +252,7 @@ def diffusion_schedule(n_steps: int, t_1: float) -> Tuple[List[float], List[floa
     """
     check_n_steps(n_steps)
     check_t_1(t_1)
-    a = [1.0] + _linspace(1.0 - float(t_1), 1e-4, n_steps - 1)
+    a = [1.0] + _linspace(1.0 - float(t_1), NOISE_END_SIGNAL, n_steps - 1)
     return a, [1.0 - ai for ai in a]
 
 

@@ -81,6 +81,18 @@ def test_float64_logits_are_normalized_at_float64_precision():
     assert ours.logits[0, 0] != ours.logits[0, 1]  # 1e-9 apart: lost at float32
 
 
+def test_float64_logits_past_float32_range_keep_their_law():
+    """Finite float64 logits beyond 3.4e38 were +inf (refused) or -inf (taken for masked) in the float32 checks."""
+    assert DiffusionCategorical(logits=torch.tensor([0.0, 1e39], dtype=torch.float64)).probs.tolist() == [0.0, 1.0]
+    logits = torch.tensor([-1e39, -1e39], dtype=torch.float64, requires_grad=True)
+    dist = DiffusionCategorical(logits=logits)
+    assert dist.probs.tolist() == [0.5, 0.5] and dist.mask.all()
+    dist.log_prob(torch.tensor([1.0, 0.0], dtype=torch.float64)).backward()
+    assert logits.grad.tolist() == [0.5, -0.5]
+    with pytest.raises(ValueError, match=r"\+inf"):  # a true infinity is still refused
+        DiffusionCategorical(logits=torch.tensor([0.0, float("inf")], dtype=torch.float64))
+
+
 def test_half_precision_log_probs_below_range_count_as_zero_probability():
     dist = DiffusionCategorical(logits=torch.tensor([6e4, -6e4], dtype=torch.float16))
     assert dist.logits[1] == float("-inf") and not dist.mask[1]

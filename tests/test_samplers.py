@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from rl_diffcat import samplers
-from rl_diffcat.samplers import SAMPLERS, make_sampler, redge, score_function, straight_through
+from rl_diffcat.samplers import SAMPLERS, diffusion_schedule, make_sampler, redge, score_function, straight_through
 
 PATHWISE = sorted(SAMPLERS)
 D, K = 3, 5
@@ -272,6 +272,7 @@ def test_nan_logits_raise_unless_validation_is_off(name):
         ("redge_cov", {"n_steps": 0}, "n_steps"),
         ("redge", {"t_1": 0.0}, "t_1"),
         ("redge", {"t_1": 1.0}, "t_1"),
+        ("redge", {"t_1": 0.99995}, "t_1"),  # past the chain's noisy end: the schedule would run backwards
         ("reindge", {"t_1": -0.2}, "t_1"),
         ("gumbel_softmax", {"tau": 0.0}, "tau"),
         ("reinmax", {"tau": -1.0}, "tau"),
@@ -285,6 +286,13 @@ def test_bad_hyperparameters_raise_value_error_naming_the_argument(name, knobs, 
     if "temperature" not in knobs:  # the functions themselves check too
         with pytest.raises(ValueError, match=match):
             SAMPLERS[name](torch.randn(3, 4), **knobs)
+
+
+def test_the_schedule_runs_from_noise_to_the_stopping_level_for_every_allowed_t_1():
+    for t_1 in (1e-3, 0.5, 0.9998):
+        a, s = diffusion_schedule(6, t_1)
+        assert a[0] == 1.0 and a[1] == pytest.approx(1 - t_1) and a[-1] == pytest.approx(1e-4)
+        assert all(earlier > later for earlier, later in zip(a, a[1:])), "signal falls step by step towards the noise"
 
 
 def test_unknown_sampler_lists_valid_names():

@@ -36,7 +36,7 @@ def check_sampler_knobs(sampler: str, n_steps: int, t_1: float, tau: float) -> d
 
     :param sampler: name in ``rl_diffcat.samplers.SAMPLERS``.
     :param n_steps: ReDGE number of noise levels (>= 2).
-    :param t_1: ReDGE stopping level in (0, 1).
+    :param t_1: ReDGE stopping level in (0, 0.9999).
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     :raises ValueError: unknown sampler name (the message lists the valid ones) or a bad knob.
     """
@@ -149,7 +149,7 @@ class DiffusionCategoricalDistribution(DiffCatDistributionMixin, CategoricalDist
 
     :param action_dim: number of discrete actions.
     :param n_steps: ReDGE number of noise levels (>= 2), used by :meth:`rsample` only.
-    :param t_1: ReDGE stopping level in (0, 1), used by :meth:`rsample` only.
+    :param t_1: ReDGE stopping level in (0, 0.9999), used by :meth:`rsample` only.
     :param sampler: pathwise sampler of :meth:`rsample`, a name in ``rl_diffcat.samplers.SAMPLERS``.
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     """
@@ -182,7 +182,7 @@ class MultiDiffusionCategoricalDistribution(DiffCatDistributionMixin, MultiCateg
 
     :param action_dims: sizes of the independent factors.
     :param n_steps: ReDGE number of noise levels (>= 2), used by :meth:`rsample` only.
-    :param t_1: ReDGE stopping level in (0, 1), used by :meth:`rsample` only.
+    :param t_1: ReDGE stopping level in (0, 0.9999), used by :meth:`rsample` only.
     :param sampler: pathwise sampler of :meth:`rsample`, a name in ``rl_diffcat.samplers.SAMPLERS``.
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     """
@@ -233,7 +233,7 @@ def make_diffcat_distribution(
 
     :param action_space: the environment's action space.
     :param n_steps: ReDGE number of noise levels (>= 2).
-    :param t_1: ReDGE stopping level in (0, 1).
+    :param t_1: ReDGE stopping level in (0, 0.9999).
     :param sampler: name in ``rl_diffcat.samplers.SAMPLERS``.
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     :raises ValueError: for any other action space, or bad sampler settings.
