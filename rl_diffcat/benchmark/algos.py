@@ -429,12 +429,11 @@ def make_model(
     algo_class = _algo_class(spec)
     _check_known_arguments(algo_class, kwargs)
     env = make_training_env(env_id, params, seed)
-    if normalize_kwargs(params) is not None:
-        try:
-            check_algo_fits(algo_class, env.observation_space)
-        except ValueError:
-            env.close()
-            raise
+    try:
+        check_algo_fits(algo_class, env)
+    except ValueError:
+        env.close()
+        raise
     return algo_class(
         _resolve_policy(algo_class, params.get("policy", "MlpPolicy")),
         env,

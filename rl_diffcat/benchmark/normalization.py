@@ -87,19 +87,23 @@ def _literal(text: str) -> Any:
         raise ValueError(problem) from None
 
 
-def check_algo_fits(algo_class: type, observation_space: Any) -> None:
-    """Refuse an off-policy algorithm on channel-last images left unscaled (``norm_obs: false``,
-    rl-zoo3's setting for images): its replay buffer stores the normalizer's raw observations,
+def check_algo_fits(algo_class: type, env: Any) -> None:
+    """On a ``VecNormalize`` training ``env``, refuse an off-policy algorithm on channel-last
+    images left unscaled (``norm_obs: false``, rl-zoo3's setting for images): its replay buffer stores the normalizer's raw observations,
     still channel-last under the ``VecTransposeImage`` SB3 puts on top, and the first transition
     fails to fit (SB3's own DQN and SAC alike). With ``norm_obs`` the normalizer's space is a
     float Box, no longer an image, and nothing is transposed.
 
     :param algo_class: the algorithm class.
-    :param observation_space: the observation space of the normalized training env."""
+    :param env: the training env (anything but a ``VecNormalize`` passes)."""
     from gymnasium import spaces
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
     from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+    from stable_baselines3.common.vec_env import VecNormalize
 
+    if not isinstance(env, VecNormalize):
+        return
+    observation_space = env.observation_space
     subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
     if issubclass(algo_class, OffPolicyAlgorithm) and any(
         is_image_space(space) and not is_image_space_channels_first(space) for space in subspaces
