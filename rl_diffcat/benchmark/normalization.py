@@ -89,9 +89,9 @@ def _literal(text: str) -> Any:
 
 def check_algo_fits(algo_class: type, env: Any) -> None:
     """On a ``VecNormalize`` training ``env``, refuse an off-policy algorithm on channel-last
-    images left unscaled (``norm_obs: false``, rl-zoo3's setting for images): its replay buffer stores the normalizer's raw observations,
-    still channel-last under the ``VecTransposeImage`` SB3 puts on top, and the first transition
-    fails to fit (SB3's own DQN and SAC alike). With ``norm_obs`` the normalizer's space is a
+    images left unscaled (``norm_obs: false``, rl-zoo3's setting for images): its replay buffer
+    stores the normalizer's raw observations, still channel-last under the ``VecTransposeImage``
+    SB3 puts on top, and the first transition fails to fit (SB3's own DQN and SAC alike). With ``norm_obs`` the normalizer's space is a
     float Box, no longer an image, and nothing is transposed.
 
     :param algo_class: the algorithm class.
