@@ -121,7 +121,7 @@ def test_every_sampler_trains_without_nan(sampler):
     ).learn(300)
     for p in model.policy.parameters():
         assert th.isfinite(p).all()
-    assert np.isfinite(model.logger.name_to_value.get("train/actor_loss", 0.0))
+    assert np.isfinite(model.logger.name_to_value["train/actor_loss"])
 
 
 @pytest.mark.parametrize("q_gradient", ["neighbours", "autograd"])
@@ -331,6 +331,46 @@ def test_exact_target_option():
     assert losses[0] == losses[1] == pytest.approx(expected.item(), rel=1e-6)
     with pytest.raises(ValueError, match="exact_target"):
         DiffCatSAC("MlpPolicy", FactoredEnv(spaces.MultiBinary(3)), exact_target=True, **SMALL)
+
+
+def test_sampled_target_draws_next_actions_from_the_policy():
+    """Without ``exact_target`` the target critics see ``a' ~ pi(.|s')``: over 400 draws the share of
+    each action per next state is pi's (4 standard errors), not the argmax's 0 or 1."""
+    model = DiffCatSAC("MlpPolicy", "CartPole-v1", seed=0, **SMALL).learn(100)
+    data, seen = model.replay_buffer.sample(16), []
+    critic_target = model.critic_target.forward
+    model.critic_target.forward = lambda obs, action: seen.append(action) or critic_target(obs, action)
+    th.manual_seed(1)
+    for _ in range(400):
+        model.critic_loss(data, model.gamma, th.tensor(0.0))
+    shares = th.stack(seen).mean(0)  # (16, 2)
+    with th.no_grad():
+        probs = model.actor.distribution(data.next_observations).probs
+    assert probs.min() > 0.05  # an early policy: the argmax would be far from pi
+    assert (shares - probs).abs().max() < 4 * 0.5 / 400**0.5
+
+
+@pytest.mark.parametrize("q_gradient", ["neighbours", "autograd"])
+def test_normalize_q_makes_the_actor_step_independent_of_the_scale_of_q(q_gradient):
+    """With ``normalize_q`` (the default) and ``alpha = 0`` the actor's gradient is unchanged when the
+    critics' outputs are multiplied by 10; without it the gradient grows 10-fold."""
+
+    def actor_gradient(model):
+        model.actor.zero_grad()
+        th.manual_seed(0)
+        model.actor_loss(data.observations, th.tensor(0.0))[0].backward()
+        return th.cat([p.grad.flatten() for p in model.actor.parameters() if p.grad is not None])
+
+    for normalize_q, growth in ((True, 1.0), (False, 10.0)):
+        model = DiffCatSAC("MlpPolicy", "CartPole-v1", seed=0, normalize_q=normalize_q, q_gradient=q_gradient, **SMALL)
+        model.learn(100)
+        data = model.replay_buffer.sample(16)
+        before = actor_gradient(model)
+        with th.no_grad():
+            for q_net in model.critic.q_networks:
+                q_net[-1].weight.mul_(10.0)
+                q_net[-1].bias.mul_(10.0)
+        th.testing.assert_close(actor_gradient(model), growth * before, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
