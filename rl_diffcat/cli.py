@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--eval-seed", type=int, default=0, help="seed of the env's first reset and of the policy's sampling (default 0)")
     evaluate.add_argument("--stochastic", action="store_true", help="sample actions from the policy instead of taking its mode")
     evaluate.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human')")
+    evaluate.add_argument(
+        "--video", default=None, metavar="DIR",
+        help="write every episode to DIR/<env>_<algo>-episode-<i>.mp4 (render_mode='rgb_array'; needs moviepy)",
+    )
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
     evaluate.add_argument(
         "--vecnormalize",
@@ -359,6 +363,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         render=args.render,
         vecnormalize=args.vecnormalize,
+        video_folder=args.video,
     )
     mode = "stochastic" if args.stochastic else "deterministic"
     print(
@@ -367,6 +372,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"(min {result['min_return']:.2f}, max {result['max_return']:.2f}, mean length {sum(result['lengths']) / args.episodes:.1f})"
         + (f"; observations normalized with {result['vecnormalize']}" if result["vecnormalize"] else "")
     )
+    if result["videos"]:
+        print(f"wrote {len(result['videos'])} videos to {args.video}")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as file:

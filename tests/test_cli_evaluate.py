@@ -128,3 +128,51 @@ def test_render_without_its_dependency_says_what_is_missing(models, monkeypatch,
     argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--render", "--device", "cpu"]
     assert _evaluate(models, monkeypatch, argv) == 2
     assert "needs an optional dependency" in capsys.readouterr().err
+
+
+def _frames(path):
+    """Frames in an MP4 file, decoded (moviepy's imageio-ffmpeg)."""
+    imageio = pytest.importorskip("imageio.v2")
+    with imageio.get_reader(path, "ffmpeg") as reader:
+        return sum(1 for _ in reader)
+
+
+def test_video_writes_each_episode_played_and_changes_no_return(models, monkeypatch, capsys):
+    pytest.importorskip("moviepy")
+    pytest.importorskip("pygame")
+    for name in ("MUJOCO_GL", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    common = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "3", "--stochastic", "--eval-seed", "4", "--device", "cpu"]
+    assert _evaluate(models, monkeypatch, [*common, "--video", "videos", "--json", "video.json"]) == 0
+    assert "wrote 3 videos to videos" in capsys.readouterr().out
+    assert _evaluate(models, monkeypatch, [*common, "--json", "plain.json"]) == 0
+    recorded, plain = (json.loads((models / name).read_text()) for name in ("video.json", "plain.json"))
+    assert recorded["returns"] == plain["returns"], "recording must not change what is played"
+    expected = [os.path.join("videos", f"{ENV}_diffcat-sac-episode-{i}.mp4") for i in range(3)]
+    assert recorded["videos"] == expected and sorted(os.listdir(models / "videos")) == sorted(map(os.path.basename, expected))
+    for video, length in zip(expected, recorded["lengths"]):
+        # the reset frame and one per step (the decoder may drop one at the end of a short clip)
+        assert abs(_frames(str(models / video)) - (length + 1)) <= 1, video
+    assert "MUJOCO_GL" not in os.environ and "SDL_VIDEODRIVER" not in os.environ, "the off-screen settings are undone"
+
+
+def test_video_is_refused_with_render_and_on_an_env_without_frames(models, monkeypatch, capsys):
+    pytest.importorskip("moviepy")
+    argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--device", "cpu", "--video", "videos", "--render"]
+    assert _evaluate(models, monkeypatch, argv) == 2
+    assert "pass one of them" in capsys.readouterr().err
+
+    import gymnasium as gym
+    from gymnasium.envs.classic_control import CartPoleEnv
+
+    class Blind(CartPoleEnv):
+        metadata = {"render_modes": [], "render_fps": 50}
+
+    gym.register("BlindCartPole-v0", entry_point=Blind, max_episode_steps=500)
+    try:
+        argv = ["BlindCartPole-v0", "--algo", "diffcat-sac", "--model", default_model_path(ENV, "diffcat-sac", 2),
+                "--episodes", "1", "--device", "cpu", "--video", "videos"]  # fmt: skip
+        assert _evaluate(models, monkeypatch, argv) == 2
+        assert "BlindCartPole-v0 has no rgb_array render mode" in capsys.readouterr().err
+    finally:
+        gym.registry.pop("BlindCartPole-v0")

@@ -130,6 +130,20 @@ def test_a_normalized_run_saves_its_statistics_and_evaluate_uses_them(tmp_path, 
     assert "vecnormalize" not in plain and not os.path.exists(stats_path(str(tmp_path / "plain.zip")))
 
 
+def test_a_normalized_model_records_video_with_its_statistics(tmp_path):
+    """``--video`` goes through the VecNormalize env too: the same returns as without it, one file per episode."""
+    pytest.importorskip("moviepy")
+    pytest.importorskip("pygame")
+    save_path = str(tmp_path / "model.zip")
+    overrides = {"normalize": True, "n_envs": 2, "n_steps": 64, "batch_size": 64, "policy_kwargs.net_arch": [16]}
+    train_run(ENV, "ppo", steps=128, overrides=overrides, device="cpu", eval_freq=128, n_eval_episodes=1, save_path=save_path)
+    plain = evaluate_saved_model(ENV, "ppo", save_path, n_episodes=2, seed=3, deterministic=False)
+    recorded = evaluate_saved_model(ENV, "ppo", save_path, n_episodes=2, seed=3, deterministic=False, video_folder=str(tmp_path / "videos"))
+    assert recorded["vecnormalize"] == plain["vecnormalize"] == stats_path(save_path)
+    assert recorded["returns"] == plain["returns"] and len(recorded["videos"]) == 2
+    assert all(os.path.getsize(video) > 0 for video in recorded["videos"])
+
+
 class Killed(Exception):
     """Stands in for the process being killed right after a checkpoint was written."""
 

@@ -41,6 +41,8 @@ def test_train_and_enjoy_through_rl_zoo3(tmp_path):
     out = zoo("enjoy", "--algo", "diffcat_sac", "--env", "CartPole-v1", "-f", logs, "--no-render", "-n", "50",
               "--deterministic", cwd=tmp_path)
     assert "Loading" in out
+    zoo("record_video", "--algo", "diffcat_sac", "--env", "CartPole-v1", "-f", logs, "-n", "60", "-o", "videos", cwd=tmp_path)
+    assert [name for name in os.listdir(tmp_path / "videos") if name.endswith(".mp4")], "record_video writes an MP4"
 
 
 def test_unknown_subcommand_explains_usage_and_help_is_no_error(tmp_path):

@@ -4,16 +4,18 @@ A model saved by ``rl-diffcat train`` (or by a compare, ``<results>/runs/<run>/m
 loaded with the class of its algo and played for a number of episodes on a fresh, seeded,
 ``Monitor``-wrapped env, so the returns are the env's own episode returns. A model trained with
 ``normalize`` sees its observations through the statistics saved beside it (``<model>_vecnormalize.pkl``)
-or given with ``--vecnormalize``.
+or given with ``--vecnormalize``. ``--video DIR`` writes every episode played as an MP4 file
+(gymnasium's ``RecordVideo``, which encodes with moviepy).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import zipfile
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
 
@@ -47,11 +49,57 @@ def policy_evaluator(model: Any) -> Callable[..., Any]:
     return evaluate_policy
 
 
+def _headless() -> bool:
+    """Linux without an X11 or Wayland display (a server, CI)."""
+    return sys.platform.startswith("linux") and not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY"))
+
+
 def _check_display() -> None:
     """On Linux a window needs a display (X11 or Wayland): without one MuJoCo's viewer aborts the
     process in C, so say so first. ``SDL_VIDEODRIVER`` (pygame's dummy driver, say) counts as one."""
-    if sys.platform.startswith("linux") and not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")):
+    if _headless() and not os.environ.get("SDL_VIDEODRIVER"):
         raise ValueError("--render opens a window, but there is no display (DISPLAY and WAYLAND_DISPLAY are unset)")
+
+
+@contextlib.contextmanager
+def _offscreen_rendering(enabled: bool) -> Iterator[None]:
+    """On a Linux machine without a display, draw frames off-screen while the block runs (variables
+    the user set win): MuJoCo's default GLFW backend needs a display and EGL does not; pygame
+    (classic control, Box2D) gets its dummy video driver."""
+    defaults = {"MUJOCO_GL": "egl", "SDL_VIDEODRIVER": "dummy"} if enabled and _headless() else {}
+    added = [name for name in defaults if name not in os.environ]
+    os.environ.update({name: defaults[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _video_recorder(env_id: str, folder: str, n_episodes: int, name_prefix: str) -> Callable[[Any], Any]:
+    """A wrapper that writes the first ``n_episodes`` episodes of an env made with
+    ``render_mode="rgb_array"`` to ``folder/<name_prefix>-episode-<i>.mp4``. Only those: the vector
+    env resets once more after the last one, and that episode would leave a one-frame file."""
+    import gymnasium as gym
+
+    try:
+        from gymnasium.wrappers import RecordVideo
+        import moviepy  # noqa: F401  (RecordVideo encodes with it)
+    except ImportError as error:
+        raise ValueError("--video encodes with moviepy: pip install 'rl-diffcat[video]'") from error
+
+    def record(env: gym.Env) -> gym.Env:
+        if "rgb_array" not in env.metadata.get("render_modes", []):
+            modes = env.metadata.get("render_modes", [])
+            raise gym.error.UnsupportedMode(f"--video needs frames, but {env_id} has no rgb_array render mode (its modes: {modes})")
+        return RecordVideo(env, folder, episode_trigger=lambda episode: episode < n_episodes, name_prefix=name_prefix)
+
+    return record
+
+
+def _written_videos(folder: str, name_prefix: str, n_episodes: int) -> list:
+    videos = [os.path.join(folder, f"{name_prefix}-episode-{i}.mp4") for i in range(n_episodes)]
+    return [video for video in videos if os.path.isfile(video)]
 
 
 def _zip_path(path: str) -> str:
@@ -128,6 +176,7 @@ def evaluate_saved_model(
     device: str = "auto",
     render: bool = False,
     vecnormalize: Optional[str] = None,
+    video_folder: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Play a saved model for ``n_episodes`` episodes on ``env_id``.
 
@@ -141,9 +190,28 @@ def evaluate_saved_model(
     :param render: open a window (``render_mode="human"``); needs the env's rendering dependency.
     :param vecnormalize: ``VecNormalize`` statistics to normalize observations with (rl-zoo3's
         ``vecnormalize.pkl``, say); None: ``<model>_vecnormalize.pkl`` when it exists.
+    :param video_folder: write each episode to ``<video_folder>/<env>_<algo>-episode-<i>.mp4``
+        (needs moviepy and an env with an ``rgb_array`` render mode); not with ``render``.
     :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated
-        (``vecnormalize``: the statistics the observations were normalized with, or None).
+        (``vecnormalize``: the statistics the observations were normalized with, or None;
+        ``videos``: the files written).
     """
+    with _offscreen_rendering(video_folder is not None):
+        return _play(env_id, algo, path, n_episodes, deterministic, seed, device, render, vecnormalize, video_folder)
+
+
+def _play(
+    env_id: str,
+    algo: str,
+    path: str,
+    n_episodes: int,
+    deterministic: bool,
+    seed: int,
+    device: str,
+    render: bool,
+    vecnormalize: Optional[str],
+    video_folder: Optional[str],
+) -> Dict[str, Any]:
     import gymnasium as gym
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.monitor import Monitor
@@ -151,17 +219,32 @@ def evaluate_saved_model(
 
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    if render and video_folder:
+        raise ValueError("--render shows the episodes in a window and --video writes them to files: pass one of them")
     if render:
         _check_display()
     check_env_id(env_id)
     path = _zip_path(path)
     model = load_saved_model(algo, path, device)
     stats = _statistics_for(path, vecnormalize)
-    make_kwargs = {"render_mode": "human"} if render else {}
+    make_kwargs, wrapper = {"render_mode": "human"} if render else {}, None
+    if video_folder:
+        make_kwargs = {"render_mode": "rgb_array"}
+        name_prefix = f"{env_id.replace('/', '-')}_{algo.replace(':', '-')}"
+        wrapper = _video_recorder(env_id, video_folder, n_episodes, name_prefix)
     try:
-        env = Monitor(gym.make(env_id, **make_kwargs)) if stats is None else make_eval_env(env_id, {}, seed, stats, **make_kwargs)
+        if stats is None:
+            env = gym.make(env_id, **make_kwargs)
+            if wrapper:  # seeded before the recorder counts episodes: its episode 0 is the first one played
+                env.reset(seed=seed)
+                env = wrapper(env)
+            env = Monitor(env)
+        else:
+            env = make_eval_env(env_id, {}, seed, stats, wrapper=wrapper, **make_kwargs)
     except gym.error.DependencyNotInstalled as error:
         raise ValueError(f"{env_id} needs an optional dependency: {error}") from error
+    except gym.error.UnsupportedMode as error:
+        raise ValueError(str(error)) from error
     except (AssertionError, ValueError) as error:  # VecNormalize.load checks the statistics against the env's spaces
         if stats is None:
             raise
@@ -176,7 +259,7 @@ def evaluate_saved_model(
             raise ValueError(f"{path} was not trained on {env_id}: {error}") from error
         model.set_random_seed(seed)
         try:
-            if stats is None:
+            if stats is None and wrapper is None:
                 env.reset(seed=seed)  # the VecNormalize env was seeded when it was made
             returns, lengths = policy_evaluator(model)(
                 model, venv, n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True
@@ -191,6 +274,7 @@ def evaluate_saved_model(
         "algo": algo,
         "model": path,
         "vecnormalize": stats,
+        "videos": _written_videos(video_folder, name_prefix, n_episodes) if video_folder else [],
         "trained_steps": int(model.num_timesteps),
         "n_episodes": n_episodes,
         "deterministic": deterministic,

@@ -19,7 +19,7 @@ import ast
 import copy
 import inspect
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from rl_diffcat.benchmark.hints import did_you_mean
 
@@ -132,7 +132,14 @@ def wrap_training_env(venv: Any, kwargs: Dict[str, Any], stats: Optional[str] = 
     return normalizer
 
 
-def make_eval_env(env_id: str, kwargs: Dict[str, Any], seed: int, stats: Optional[str] = None, **make_kwargs: Any) -> Any:
+def make_eval_env(
+    env_id: str,
+    kwargs: Dict[str, Any],
+    seed: int,
+    stats: Optional[str] = None,
+    wrapper: Optional[Callable[[Any], Any]] = None,
+    **make_kwargs: Any,
+) -> Any:
     """A one-env ``VecNormalize`` to evaluate on: it normalizes observations without updating its
     statistics and passes the ``Monitor``-ed env's rewards through unscaled.
 
@@ -141,13 +148,18 @@ def make_eval_env(env_id: str, kwargs: Dict[str, Any], seed: int, stats: Optiona
     :param seed: seed of the first reset.
     :param stats: statistics saved by ``VecNormalize.save`` (a trained model's); None: fresh ones,
         for an evaluation callback to overwrite from the training env (:func:`copy_stats`).
+    :param wrapper: applied to the made env inside the ``Monitor`` (a video recorder, say).
     :param make_kwargs: passed on to ``gym.make`` (``render_mode``).
     """
     import gymnasium as gym
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    venv = DummyVecEnv([lambda: Monitor(gym.make(env_id, **make_kwargs))])
+    def make_env() -> Any:
+        env = gym.make(env_id, **make_kwargs)
+        return Monitor(wrapper(env) if wrapper else env)
+
+    venv = DummyVecEnv([make_env])
     venv.seed(seed)
     normalizer = VecNormalize(venv, **kwargs) if stats is None else VecNormalize.load(stats, venv)
     normalizer.training = False

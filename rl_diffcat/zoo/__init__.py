@@ -2,19 +2,22 @@
 
 rl-zoo3 picks algorithms from its ``ALGOS`` table when it parses ``--algo``, so they must be
 registered in the same process before its command line is read. This module does that and then
-hands over to rl-zoo3's own ``train`` or ``enjoy``::
+hands over to rl-zoo3's own ``train``, ``enjoy`` or ``record_video``::
 
     python -m rl_diffcat.zoo train --algo diffcat_sac --env CartPole-v1 -f logs/
     python -m rl_diffcat.zoo enjoy --algo diffcat_sac --env CartPole-v1 -f logs/ --no-render -n 1000
+    python -m rl_diffcat.zoo record_video --algo diffcat_sac --env CartPole-v1 -f logs/ -n 500 -o videos/
 
 Every rl-zoo3 flag works. Unless ``-conf`` is given, the hyperparameters are ours
-(``rl_diffcat/hyperparams/*.yml``, exposed as the modules ``rl_diffcat.zoo.<algo>``), and
-``--gym-packages rl_diffcat.envs`` is added so the ``rl_diffcat/`` env ids resolve.
+(``rl_diffcat/hyperparams/*.yml``, exposed as the modules ``rl_diffcat.zoo.<algo>``), and the
+``rl_diffcat/`` env ids resolve: ``--gym-packages rl_diffcat.envs`` is added for ``train`` and
+``enjoy``; ``record_video``, which has no such flag, gets them registered in-process.
 """
 
 from __future__ import annotations
 
 import argparse
+import runpy
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -51,7 +54,7 @@ def zoo_hyperparams(cli_name: str) -> Dict[str, Dict[str, Any]]:
     return entries
 
 
-USAGE = "usage: python -m rl_diffcat.zoo {train,enjoy} --algo diffcat_sac|discrete_sac|ppo_diffcat [rl-zoo3 flags]"
+USAGE = "usage: python -m rl_diffcat.zoo {train,enjoy,record_video} --algo diffcat_sac|discrete_sac|ppo_diffcat [rl-zoo3 flags]"
 
 
 def _given_flags(rest: List[str]) -> argparse.Namespace:
@@ -69,12 +72,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     if argv[:1] in (["-h"], ["--help"]):
         print(f"{USAGE}\n\n{__doc__}")
         return
-    if not argv or argv[0] not in ("train", "enjoy"):
+    if not argv or argv[0] not in ("train", "enjoy", "record_video"):
         raise SystemExit(USAGE)
     command, rest = argv[0], argv[1:]
     register()
     given = _given_flags(rest)
-    if given.gym_packages is None:
+    if command == "record_video":  # it takes no --gym-packages: register our env ids here instead
+        import rl_diffcat.envs  # noqa: F401
+    elif given.gym_packages is None:
         rest += ["--gym-packages", "rl_diffcat.envs"]
     if command == "train" and given.conf_file is None and given.algo in ZOO_ALGOS:
         rest += ["--conf-file", f"rl_diffcat.zoo.{given.algo}"]
@@ -83,7 +88,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         from rl_zoo3.train import train
 
         train()
-    else:
+    elif command == "enjoy":
         from rl_zoo3.enjoy import enjoy
 
         enjoy()
+    else:  # rl-zoo3 runs record_video only as a script
+        runpy.run_module("rl_zoo3.record_video", run_name="__main__")
