@@ -373,7 +373,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         + (f"; observations normalized with {result['vecnormalize']}" if result["vecnormalize"] else "")
     )
     if result["videos"]:
-        print(f"wrote {len(result['videos'])} videos to {args.video}")
+        n_videos = len(result["videos"])
+        print(f"wrote {n_videos} video{'s' if n_videos != 1 else ''} to {args.video}")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as file:

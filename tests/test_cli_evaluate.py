@@ -176,3 +176,35 @@ def test_video_is_refused_with_render_and_on_an_env_without_frames(models, monke
         assert "BlindCartPole-v0 has no rgb_array render mode" in capsys.readouterr().err
     finally:
         gym.registry.pop("BlindCartPole-v0")
+
+
+def _cheetah_pixels(frame):
+    """Pixels of the cheetah's orange-brown body; the floor is black and pale green."""
+    red, green, blue = (frame[..., channel].astype(int) for channel in range(3))
+    return int(((red > green + 20) & (red > blue + 40)).sum())
+
+
+def test_video_of_a_mujoco_runner_follows_it_with_the_tracking_camera():
+    pytest.importorskip("mujoco")
+    import gymnasium as gym
+
+    import rl_diffcat.envs  # noqa: F401
+    from rl_diffcat.benchmark.evaluation import _offscreen_rendering, _video_make_kwargs
+
+    assert _video_make_kwargs(ENV) == {"render_mode": "rgb_array"}, "only MuJoCo models with a tracking camera get one"
+    env_id = "rl_diffcat/HalfCheetah-Discrete-v0"
+    make_kwargs = _video_make_kwargs(env_id)
+    assert make_kwargs == {"render_mode": "rgb_array", "camera_name": "track"}
+    seen = {}
+    with _offscreen_rendering(True):
+        for camera, kwargs in (("free", {"render_mode": "rgb_array"}), ("track", make_kwargs)):
+            env = gym.make(env_id, **kwargs)
+            env.reset(seed=0)
+            at_start = _cheetah_pixels(env.render())
+            qpos, qvel = env.unwrapped.data.qpos.copy(), env.unwrapped.data.qvel.copy()
+            qpos[0] += 30.0  # 30 m down the track, as after a few seconds of a good run
+            env.unwrapped.set_state(qpos, qvel)
+            seen[camera] = (at_start, _cheetah_pixels(env.render()))
+            env.close()
+    assert seen["free"][0] > 1000 and seen["free"][1] == 0, f"the free camera stays behind: {seen}"
+    assert min(seen["track"]) > 1000, f"the tracking camera keeps the cheetah in the picture: {seen}"

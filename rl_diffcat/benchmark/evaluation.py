@@ -97,6 +97,31 @@ def _video_recorder(env_id: str, folder: str, n_episodes: int, name_prefix: str)
     return record
 
 
+# The camera of gymnasium's MuJoCo locomotion models (HalfCheetah, Hopper, ...) that follows the
+# body's centre of mass. Without it frames come from a free camera that stays where the episode
+# began, and a running agent leaves the picture within a few seconds.
+TRACKING_CAMERA = "track"
+
+
+def _video_make_kwargs(env_id: str) -> Dict[str, Any]:
+    """``gym.make`` arguments for recorded frames: ``rgb_array``, seen through
+    :data:`TRACKING_CAMERA` when the env is a MuJoCo env whose model has one."""
+    import gymnasium as gym
+
+    make_kwargs: Dict[str, Any] = {"render_mode": "rgb_array"}
+    env = gym.make(env_id, **make_kwargs)
+    try:
+        model = getattr(env.unwrapped, "model", None)
+        if type(model).__module__.startswith("mujoco"):
+            import mujoco
+
+            if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, TRACKING_CAMERA) >= 0:
+                make_kwargs["camera_name"] = TRACKING_CAMERA
+    finally:
+        env.close()
+    return make_kwargs
+
+
 def _written_videos(folder: str, name_prefix: str, n_episodes: int) -> list:
     videos = [os.path.join(folder, f"{name_prefix}-episode-{i}.mp4") for i in range(n_episodes)]
     return [video for video in videos if os.path.isfile(video)]
@@ -229,10 +254,11 @@ def _play(
     stats = _statistics_for(path, vecnormalize)
     make_kwargs, wrapper = {"render_mode": "human"} if render else {}, None
     if video_folder:
-        make_kwargs = {"render_mode": "rgb_array"}
         name_prefix = f"{env_id.replace('/', '-')}_{algo.replace(':', '-')}"
         wrapper = _video_recorder(env_id, video_folder, n_episodes, name_prefix)
     try:
+        if video_folder:
+            make_kwargs = _video_make_kwargs(env_id)
         if stats is None:
             env = gym.make(env_id, **make_kwargs)
             if wrapper:  # seeded before the recorder counts episodes: its episode 0 is the first one played
