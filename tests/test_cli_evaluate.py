@@ -189,14 +189,14 @@ def test_video_of_a_mujoco_runner_follows_it_with_the_tracking_camera():
     import gymnasium as gym
 
     import rl_diffcat.envs  # noqa: F401
-    from rl_diffcat.benchmark.evaluation import _offscreen_rendering, _video_make_kwargs
+    from rl_diffcat.benchmark.rendering import offscreen_rendering, video_make_kwargs
 
-    assert _video_make_kwargs(ENV) == {"render_mode": "rgb_array"}, "only MuJoCo models with a tracking camera get one"
+    assert video_make_kwargs(ENV) == {"render_mode": "rgb_array"}, "only MuJoCo models with a tracking camera get one"
     env_id = "rl_diffcat/HalfCheetah-Discrete-v0"
-    make_kwargs = _video_make_kwargs(env_id)
+    make_kwargs = video_make_kwargs(env_id)
     assert make_kwargs == {"render_mode": "rgb_array", "camera_name": "track"}
     seen = {}
-    with _offscreen_rendering(True):
+    with offscreen_rendering(True):
         for camera, kwargs in (("free", {"render_mode": "rgb_array"}), ("track", make_kwargs)):
             env = gym.make(env_id, **kwargs)
             env.reset(seed=0)

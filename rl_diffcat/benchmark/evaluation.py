@@ -5,22 +5,21 @@ loaded with the class of its algo and played for a number of episodes on a fresh
 ``Monitor``-wrapped env, so the returns are the env's own episode returns. A model trained with
 ``normalize`` sees its observations through the statistics saved beside it (``<model>_vecnormalize.pkl``)
 or given with ``--vecnormalize``. ``--video DIR`` writes every episode played as an MP4 file
-(gymnasium's ``RecordVideo``, which encodes with moviepy).
+(:mod:`rl_diffcat.benchmark.rendering`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
 import zipfile
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
 from rl_diffcat.benchmark.algos import _algo_class, check_env_id, parse_algo
 from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, stats_path
+from rl_diffcat.benchmark.rendering import check_display, offscreen_rendering, video_make_kwargs, video_recorder, written_videos
 
 
 def _saved_policy_module(path: str) -> Optional[str]:
@@ -47,84 +46,6 @@ def policy_evaluator(model: Any) -> Callable[..., Any]:
     from stable_baselines3.common.evaluation import evaluate_policy
 
     return evaluate_policy
-
-
-def _headless() -> bool:
-    """Linux without an X11 or Wayland display (a server, CI)."""
-    return sys.platform.startswith("linux") and not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY"))
-
-
-def _check_display() -> None:
-    """On Linux a window needs a display (X11 or Wayland): without one MuJoCo's viewer aborts the
-    process in C, so say so first. ``SDL_VIDEODRIVER`` (pygame's dummy driver, say) counts as one."""
-    if _headless() and not os.environ.get("SDL_VIDEODRIVER"):
-        raise ValueError("--render opens a window, but there is no display (DISPLAY and WAYLAND_DISPLAY are unset)")
-
-
-@contextlib.contextmanager
-def _offscreen_rendering(enabled: bool) -> Iterator[None]:
-    """On a Linux machine without a display, draw frames off-screen while the block runs (variables
-    the user set win): MuJoCo's default GLFW backend needs a display and EGL does not; pygame
-    (classic control, Box2D) gets its dummy video driver."""
-    defaults = {"MUJOCO_GL": "egl", "SDL_VIDEODRIVER": "dummy"} if enabled and _headless() else {}
-    added = [name for name in defaults if name not in os.environ]
-    os.environ.update({name: defaults[name] for name in added})
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
-
-
-def _video_recorder(env_id: str, folder: str, n_episodes: int, name_prefix: str) -> Callable[[Any], Any]:
-    """A wrapper that writes the first ``n_episodes`` episodes of an env made with
-    ``render_mode="rgb_array"`` to ``folder/<name_prefix>-episode-<i>.mp4``. Only those: the vector
-    env resets once more after the last one, and that episode would leave a one-frame file."""
-    import gymnasium as gym
-
-    try:
-        from gymnasium.wrappers import RecordVideo
-        import moviepy  # noqa: F401  (RecordVideo encodes with it)
-    except ImportError as error:
-        raise ValueError("--video encodes with moviepy: pip install 'rl-diffcat[video]'") from error
-
-    def record(env: gym.Env) -> gym.Env:
-        if "rgb_array" not in env.metadata.get("render_modes", []):
-            modes = env.metadata.get("render_modes", [])
-            raise gym.error.UnsupportedMode(f"--video needs frames, but {env_id} has no rgb_array render mode (its modes: {modes})")
-        return RecordVideo(env, folder, episode_trigger=lambda episode: episode < n_episodes, name_prefix=name_prefix)
-
-    return record
-
-
-# The camera of gymnasium's MuJoCo locomotion models (HalfCheetah, Hopper, ...) that follows the
-# body's centre of mass. Without it frames come from a free camera that stays where the episode
-# began, and a running agent leaves the picture within a few seconds.
-TRACKING_CAMERA = "track"
-
-
-def _video_make_kwargs(env_id: str) -> Dict[str, Any]:
-    """``gym.make`` arguments for recorded frames: ``rgb_array``, seen through
-    :data:`TRACKING_CAMERA` when the env is a MuJoCo env whose model has one."""
-    import gymnasium as gym
-
-    make_kwargs: Dict[str, Any] = {"render_mode": "rgb_array"}
-    env = gym.make(env_id, **make_kwargs)
-    try:
-        model = getattr(env.unwrapped, "model", None)
-        if type(model).__module__.startswith("mujoco"):
-            import mujoco
-
-            if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, TRACKING_CAMERA) >= 0:
-                make_kwargs["camera_name"] = TRACKING_CAMERA
-    finally:
-        env.close()
-    return make_kwargs
-
-
-def _written_videos(folder: str, name_prefix: str, n_episodes: int) -> list:
-    videos = [os.path.join(folder, f"{name_prefix}-episode-{i}.mp4") for i in range(n_episodes)]
-    return [video for video in videos if os.path.isfile(video)]
 
 
 def _zip_path(path: str) -> str:
@@ -221,7 +142,7 @@ def evaluate_saved_model(
         (``vecnormalize``: the statistics the observations were normalized with, or None;
         ``videos``: the files written).
     """
-    with _offscreen_rendering(video_folder is not None):
+    with offscreen_rendering(video_folder is not None):
         return _play(env_id, algo, path, n_episodes, deterministic, seed, device, render, vecnormalize, video_folder)
 
 
@@ -247,7 +168,7 @@ def _play(
     if render and video_folder:
         raise ValueError("--render shows the episodes in a window and --video writes them to files: pass one of them")
     if render:
-        _check_display()
+        check_display()
     check_env_id(env_id)
     path = _zip_path(path)
     model = load_saved_model(algo, path, device)
@@ -255,10 +176,10 @@ def _play(
     make_kwargs, wrapper = {"render_mode": "human"} if render else {}, None
     if video_folder:
         name_prefix = f"{env_id.replace('/', '-')}_{algo.replace(':', '-')}"
-        wrapper = _video_recorder(env_id, video_folder, n_episodes, name_prefix)
+        wrapper = video_recorder(env_id, video_folder, n_episodes, name_prefix)
     try:
         if video_folder:
-            make_kwargs = _video_make_kwargs(env_id)
+            make_kwargs = video_make_kwargs(env_id)
         if stats is None:
             env = gym.make(env_id, **make_kwargs)
             if wrapper:  # seeded before the recorder counts episodes: its episode 0 is the first one played
@@ -300,7 +221,7 @@ def _play(
         "algo": algo,
         "model": path,
         "vecnormalize": stats,
-        "videos": _written_videos(video_folder, name_prefix, n_episodes) if video_folder else [],
+        "videos": written_videos(video_folder, name_prefix, n_episodes) if video_folder else [],
         "trained_steps": int(model.num_timesteps),
         "n_episodes": n_episodes,
         "deterministic": deterministic,
