@@ -178,6 +178,14 @@ def test_video_is_refused_with_render_and_on_an_env_without_frames(models, monke
         gym.registry.pop("BlindCartPole-v0")
 
 
+def test_video_without_moviepy_names_the_extra(models, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "moviepy", None)  # `import moviepy` now fails, as when it is not installed
+    argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--device", "cpu", "--video", "unwritten"]
+    assert _evaluate(models, monkeypatch, argv) == 2
+    assert "pip install 'rl-diffcat[video]'" in capsys.readouterr().err
+    assert not (models / "unwritten").exists(), "nothing is played or written"
+
+
 def _cheetah_pixels(frame):
     """Pixels of the cheetah's orange-brown body; the floor is black and pale green."""
     red, green, blue = (frame[..., channel].astype(int) for channel in range(3))
