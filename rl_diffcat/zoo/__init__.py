@@ -22,17 +22,20 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from rl_diffcat.benchmark.algos import ALGOS as CLI_ALGOS, _read_yaml, load_hyperparams, resolve_policy_kwargs
+from rl_diffcat.zoo.tuning import register_search_spaces
 
 # rl-zoo3 name -> our CLI name (rl-zoo3 spells algorithms with underscores).
 ZOO_ALGOS = {"diffcat_sac": "diffcat-sac", "discrete_sac": "discrete-sac", "ppo_diffcat": "ppo-diffcat"}
 
 
 def register() -> None:
-    """Add ``diffcat_sac``, ``discrete_sac`` and ``ppo_diffcat`` to rl-zoo3's ``ALGOS``."""
+    """Add ``diffcat_sac``, ``discrete_sac`` and ``ppo_diffcat`` to rl-zoo3's ``ALGOS``, and their
+    search spaces for ``-optimize`` (:mod:`rl_diffcat.zoo.tuning`)."""
     from rl_zoo3 import utils
 
     for zoo_name, cli_name in ZOO_ALGOS.items():
         utils.ALGOS[zoo_name] = CLI_ALGOS[cli_name].load_class()
+    register_search_spaces()
 
 
 def zoo_hyperparams(cli_name: str) -> Dict[str, Dict[str, Any]]:
