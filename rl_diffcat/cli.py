@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human')")
     evaluate.add_argument(
         "--video", default=None, metavar="DIR",
-        help="write every episode to DIR/<env>_<algo>-episode-<i>.mp4 (render_mode='rgb_array'; needs moviepy)",
+        help="write every episode to DIR/<model>-episode-<i>.mp4, named after the model file (needs moviepy)",
     )
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
     evaluate.add_argument(

@@ -148,7 +148,7 @@ def test_video_writes_each_episode_played_and_changes_no_return(models, monkeypa
     assert _evaluate(models, monkeypatch, [*common, "--json", "plain.json"]) == 0
     recorded, plain = (json.loads((models / name).read_text()) for name in ("video.json", "plain.json"))
     assert recorded["returns"] == plain["returns"], "recording must not change what is played"
-    expected = [os.path.join("videos", f"{ENV}_diffcat-sac-episode-{i}.mp4") for i in range(3)]
+    expected = [os.path.join("videos", f"{ENV}_diffcat-sac_seed2-episode-{i}.mp4") for i in range(3)]  # the model's name
     assert recorded["videos"] == expected and sorted(os.listdir(models / "videos")) == sorted(map(os.path.basename, expected))
     for video, length in zip(expected, recorded["lengths"]):
         # the reset frame and one per step (the decoder may drop one at the end of a short clip)
@@ -168,14 +168,45 @@ def test_video_is_refused_with_render_and_on_an_env_without_frames(models, monke
     class Blind(CartPoleEnv):
         metadata = {"render_modes": [], "render_fps": 50}
 
-    gym.register("BlindCartPole-v0", entry_point=Blind, max_episode_steps=500)
-    try:
-        argv = ["BlindCartPole-v0", "--algo", "diffcat-sac", "--model", default_model_path(ENV, "diffcat-sac", 2),
-                "--episodes", "1", "--device", "cpu", "--video", "videos"]  # fmt: skip
-        assert _evaluate(models, monkeypatch, argv) == 2
-        assert "BlindCartPole-v0 has no rgb_array render mode" in capsys.readouterr().err
-    finally:
-        gym.registry.pop("BlindCartPole-v0")
+    class NoRenderModeArgument(Blind):  # a render_mode keyword would be a TypeError
+        def __init__(self):
+            super().__init__()
+
+    for name, entry_point in (("BlindCartPole-v0", Blind), ("NoRenderModeCartPole-v0", NoRenderModeArgument)):
+        gym.register(name, entry_point=entry_point, max_episode_steps=500)
+        try:
+            argv = [name, "--algo", "diffcat-sac", "--model", default_model_path(ENV, "diffcat-sac", 2),
+                    "--episodes", "1", "--device", "cpu", "--video", "refused"]  # fmt: skip
+            assert _evaluate(models, monkeypatch, argv) == 2
+            assert f"{name} has no rgb_array render mode" in capsys.readouterr().err
+            assert not (models / "refused").exists(), "a refused run leaves no empty folder"
+        finally:
+            gym.registry.pop(name)
+
+    (models / "a_file").write_text("")
+    argv = [ENV, "--algo", "diffcat-sac", "--seed", "2", "--episodes", "1", "--device", "cpu", "--video", "a_file"]
+    assert _evaluate(models, monkeypatch, argv) == 2
+    assert "a file of that name exists" in capsys.readouterr().err
+
+
+def test_a_refused_run_removes_only_a_video_folder_it_made_and_left_empty(models, monkeypatch, capsys):
+    pytest.importorskip("moviepy")
+    wrong_env = ["Acrobot-v1", "--algo", "diffcat-sac", "--model", default_model_path(ENV, "diffcat-sac", 2), "--episodes", "1",
+                 "--device", "cpu", "--video"]  # fmt: skip
+    assert _evaluate(models, monkeypatch, [*wrong_env, "new_folder"]) == 2
+    assert "was not trained on Acrobot-v1" in capsys.readouterr().err
+    assert not (models / "new_folder").exists()
+    (models / "kept").mkdir()
+    assert _evaluate(models, monkeypatch, [*wrong_env, "kept"]) == 2
+    assert (models / "kept").is_dir(), "a folder the user made stays"
+
+
+def test_videos_are_named_after_the_model_file():
+    from rl_diffcat.benchmark.rendering import video_name_prefix
+
+    assert video_name_prefix(os.path.join("models", "CartPole-v1_ppo_seed1.zip")) == "CartPole-v1_ppo_seed1"
+    run = os.path.join("results", "quick", "runs", "CartPole-v1__ppo__seed0", "model.zip")
+    assert video_name_prefix(run) == "CartPole-v1__ppo__seed0", "a compare run's model.zip: its run folder"
 
 
 def test_video_without_moviepy_names_the_extra(models, monkeypatch, capsys):
@@ -203,7 +234,7 @@ def test_video_of_a_mujoco_runner_follows_it_with_the_tracking_camera():
     env_id = "rl_diffcat/HalfCheetah-Discrete-v0"
     make_kwargs = video_make_kwargs(env_id)
     assert make_kwargs == {"render_mode": "rgb_array", "camera_name": "track"}
-    seen = {}
+    seen, pyopengl_platform = {}, os.environ.get("PYOPENGL_PLATFORM")
     with offscreen_rendering(True):
         for camera, kwargs in (("free", {"render_mode": "rgb_array"}), ("track", make_kwargs)):
             env = gym.make(env_id, **kwargs)
@@ -215,4 +246,5 @@ def test_video_of_a_mujoco_runner_follows_it_with_the_tracking_camera():
             seen[camera] = (at_start, _cheetah_pixels(env.render()))
             env.close()
     assert seen["free"][0] > 1000 and seen["free"][1] == 0, f"the free camera stays behind: {seen}"
+    assert os.environ.get("PYOPENGL_PLATFORM") == pyopengl_platform, "what MuJoCo's EGL backend sets is undone too"
     assert min(seen["track"]) > 1000, f"the tracking camera keeps the cheetah in the picture: {seen}"

@@ -10,6 +10,7 @@ or given with ``--vecnormalize``. ``--video DIR`` writes every episode played as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -19,7 +20,15 @@ import numpy as np
 
 from rl_diffcat.benchmark.algos import _algo_class, check_env_id, parse_algo
 from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, stats_path
-from rl_diffcat.benchmark.rendering import check_display, offscreen_rendering, video_make_kwargs, video_recorder, written_videos
+from rl_diffcat.benchmark.rendering import (
+    check_display,
+    offscreen_rendering,
+    removed_if_left_empty,
+    video_make_kwargs,
+    video_name_prefix,
+    video_recorder,
+    written_videos,
+)
 
 
 def _saved_policy_module(path: str) -> Optional[str]:
@@ -136,14 +145,16 @@ def evaluate_saved_model(
     :param render: open a window (``render_mode="human"``); needs the env's rendering dependency.
     :param vecnormalize: ``VecNormalize`` statistics to normalize observations with (rl-zoo3's
         ``vecnormalize.pkl``, say); None: ``<model>_vecnormalize.pkl`` when it exists.
-    :param video_folder: write each episode to ``<video_folder>/<env>_<algo>-episode-<i>.mp4``
-        (needs moviepy and an env with an ``rgb_array`` render mode); not with ``render``.
+    :param video_folder: write each episode to ``<video_folder>/<model>-episode-<i>.mp4``, named
+        after the model file (a compare run's ``model.zip`` after its run folder); needs moviepy
+        and an env with an ``rgb_array`` render mode; not with ``render``.
     :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated
         (``vecnormalize``: the statistics the observations were normalized with, or None;
         ``videos``: the files written).
     """
-    with offscreen_rendering(video_folder is not None):
-        return _play(env_id, algo, path, n_episodes, deterministic, seed, device, render, vecnormalize, video_folder)
+    with removed_if_left_empty(video_folder) if video_folder else contextlib.nullcontext():
+        with offscreen_rendering(video_folder is not None):
+            return _play(env_id, algo, path, n_episodes, deterministic, seed, device, render, vecnormalize, video_folder)
 
 
 def _play(
@@ -175,8 +186,8 @@ def _play(
     stats = _statistics_for(path, vecnormalize)
     make_kwargs, wrapper = {"render_mode": "human"} if render else {}, None
     if video_folder:
-        name_prefix = f"{env_id.replace('/', '-')}_{algo.replace(':', '-')}"
-        wrapper = video_recorder(env_id, video_folder, n_episodes, name_prefix)
+        name_prefix = video_name_prefix(path)
+        wrapper = video_recorder(video_folder, n_episodes, name_prefix)
     try:
         if video_folder:
             make_kwargs = video_make_kwargs(env_id)
