@@ -40,6 +40,26 @@ def test_band_counts_the_seeds_at_each_step():
     assert band["mean"].iloc[-1] == at_end.mean()
 
 
+def test_the_mean_line_averages_the_same_seeds_at_every_step():
+    """A seed in progress that stopped at 20k joined the mean only up to there: the line jumped."""
+    fig, ax = plt.subplots()
+    _draw_curves(ax, list(CURVES[CURVES["algo"] == "sac"].groupby("algo")), lambda group: False)
+    mean_line, dotted = ax.get_lines()
+    plt.close(fig)
+    furthest = CURVES[(CURVES["algo"] == "sac") & (CURVES["seed"] < 2)].groupby("step")["mean_return"].mean()
+    np.testing.assert_allclose(mean_line.get_ydata(), furthest.to_numpy())
+    assert dotted.get_linestyle() == ":" and list(dotted.get_xdata()) == [0, 10_000, 20_000]
+
+
+def test_band_skips_non_finite_returns():
+    curves = _curve("E", "a", 0, 20_000, 0.0)
+    curves = pd.concat([curves, _curve("E", "a", 1, 20_000, 10.0)], ignore_index=True)
+    curves.loc[(curves["seed"] == 1) & (curves["step"] == 10_000), "mean_return"] = np.nan
+    curves.loc[(curves["seed"] == 0) & (curves["step"] == 20_000), "mean_return"] = np.inf
+    band = curve_with_band(curves, n_resamples=50)
+    assert band["n_seeds"].tolist() == [2, 1, 1] and np.isfinite(band[["mean", "low", "high"]].to_numpy()).all()
+
+
 def _legend(groups, budgets=None):
     fig, ax = plt.subplots()
     _draw_curves(ax, groups, _stops_short(groups, budgets))
@@ -52,7 +72,7 @@ def test_overlay_legend_names_env_seeds_and_where_a_run_stops():
     groups = [(f"{algo} on {env}", group) for (env, algo), group in CURVES.groupby(["env", "algo"], sort=True)]
     labels = _legend(groups)
     assert labels == [
-        "sac on Pendulum-v1 (2-3 seeds)",
+        "sac on Pendulum-v1 (2 seeds; 1 shorter, dotted)",  # the mean keeps the same seeds at every step
         "diffcat-sac on rl_diffcat/Pendulum-Discrete-v0 (1 seed, to 30k)",
     ]
 
@@ -88,3 +108,16 @@ def test_write_results_draws_the_overlay_only_when_asked(tmp_path):
         for path in written["png"]:
             with open(path, "rb") as file:
                 assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_row_cut_short_while_being_written_is_left_out(tmp_path):
+    """--report-only may read an eval.csv whose last row another process is still writing."""
+    from rl_diffcat.benchmark.report import collect_curves
+
+    results = str(tmp_path)
+    statuses = _statuses(results)
+    in_progress = next(status for status in statuses if status["status"] == "in progress")
+    with open(os.path.join(run_dir(results, in_progress["spec"]), "eval.csv"), "a") as file:
+        file.write(f"{in_progress['spec'].env_id},{in_progress['spec'].algo},{in_progress['spec'].seed},40000,3")
+    curves = collect_curves(statuses, results)
+    assert len(curves) == len(CURVES) and 40_000 not in curves[curves["seed"] == in_progress["spec"].seed]["step"].tolist()

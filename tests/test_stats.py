@@ -109,15 +109,17 @@ def test_learning_curve_band_is_the_mean_over_seeds_with_its_bootstrap_interval(
     assert 0.0 <= band.loc[100, "low"] < 30.0 < band.loc[100, "high"] <= 60.0
 
 
+def _summary_run(env, algo, seed, final):
+    return dict(env=env, algo=algo, seed=seed, status="done", steps=100, final_mean_return=final, mean_eval_return=final - 0.1,
+                wall_clock_s=1.0, env_steps_per_s=100.0, resumed_at="", evaluated_to=float("nan"), last_eval_return=float("nan"), log="")
+
+
 def test_summary_tables_show_small_returns_with_enough_decimals():
     import pandas as pd
 
     from rl_diffcat.benchmark.report import RUN_COLUMNS, markdown_summary
 
-    def run(env, algo, seed, final):
-        return dict(env=env, algo=algo, seed=seed, status="done", steps=100, final_mean_return=final, mean_eval_return=final - 0.1,
-                    wall_clock_s=1.0, env_steps_per_s=100.0, resumed_at="", evaluated_to=float("nan"), last_eval_return=float("nan"), log="")
-
+    run = _summary_run
     runs = pd.DataFrame(
         [run("Bandit", "a", 0, -0.1458), run("Bandit", "a", 1, -0.1512), run("CartPole", "a", 0, 500.0), run("CartPole", "a", 1, 480.0)],
         columns=list(RUN_COLUMNS),
@@ -126,3 +128,21 @@ def test_summary_tables_show_small_returns_with_enough_decimals():
     assert "| a | 0 | done | -0.1458 | -0.2458 |" in table  # a one-step task: 4 decimals
     assert "| a | 0 | done | 500.0 | 499.9 |" in table  # CartPole keeps its one decimal
     assert "| -0.1485 ± 0.0038 |" in table
+
+
+def test_summary_leaves_out_a_diverged_run_and_gives_one_seed_no_spread(tmp_path):
+    """A NaN final return (a diverged run) raised in the bootstrap and emptied summary.md."""
+    import pandas as pd
+
+    from rl_diffcat.benchmark.report import RUN_COLUMNS, markdown_summary
+
+    runs = pd.DataFrame(
+        [_summary_run("E", "a", 0, 100.0), _summary_run("E", "a", 1, float("nan")), _summary_run("E", "a", 2, 300.0),
+         _summary_run("E", "b", 0, 7.0), _summary_run("E", "c", 0, float("inf"))],
+        columns=list(RUN_COLUMNS),
+    )  # fmt: skip
+    table = markdown_summary(runs, n_resamples=200)
+    assert "| a | 2 of 3 (1 NaN/inf left out) | 100 | 200.0 ± 141.4 |" in table
+    assert "| a | 1 | done | NaN |" in table, "the diverged run is still listed"
+    assert "| b | 1 | 100 | 7.0 ± n/a | 7.0 [n/a] |" in table, "one seed: no spread, no interval"
+    assert "| c | 0 of 1 (1 NaN/inf left out) | 100 | no finite final return |" in table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Optional, Tuple
 
+import numpy as np
 import pandas as pd
 
 from rl_diffcat.benchmark.stats import bootstrap_ci
@@ -19,7 +20,10 @@ def curve_with_band(curves: pd.DataFrame, confidence: float = 0.95, n_resamples:
     """
     rows = []
     for step, group in curves.groupby("step", sort=True):
-        values = group["mean_return"].to_numpy()
+        values = group["mean_return"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]  # a diverged run's NaN evaluation is no point on the curve
+        if values.size == 0:
+            continue
         mean, low, high = bootstrap_ci(values, "mean", confidence, n_resamples, seed=int(step))
         rows.append({"step": step, "mean": mean, "low": low, "high": high, "n_seeds": len(values)})
     return pd.DataFrame(rows)
@@ -49,16 +53,23 @@ def _draw_curves(ax, groups, in_progress: Callable[[pd.DataFrame], bool]) -> set
     # Distinct dash patterns keep identical curves (e.g. two algos with the same result) visible.
     styles = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
     for index, (name, group) in enumerate(groups):
-        band = curve_with_band(group)
-        n_seeds = group["seed"].nunique()
+        # The mean and band average the seeds that got furthest, the same seeds at every step: a seed
+        # that stopped short (in progress) joining only the early steps would move the mean by itself.
+        # Those seeds are drawn alone, thin and dotted.
+        reach = group.groupby("seed")["step"].transform("max")
+        furthest, shorter = group[reach == reach.max()], group[reach < reach.max()]
+        band = curve_with_band(furthest)
+        n_seeds = furthest["seed"].nunique()
         seed_counts.add(n_seeds)
-        fewest = int(band["n_seeds"].min())  # runs in progress drop out of the mean where they stop
-        seeds = f"{fewest}-{n_seeds}" if fewest < n_seeds else f"{n_seeds}"
-        label = f"{name} ({seeds} seed{'s' if n_seeds > 1 else ''})"
+        label = f"{name} ({n_seeds} seed{'s' if n_seeds > 1 else ''}"
         if in_progress(group):  # runs still in progress stop short of where they are going
-            label = f"{label[:-1]}, to {_format_steps(group['step'].max(), 0)})"
+            label += f", to {_format_steps(group['step'].max(), 0)}"
+        n_shorter = shorter["seed"].nunique()
+        label += f"; {n_shorter} shorter, dotted)" if n_shorter else ")"
         (line,) = ax.plot(band["step"], band["mean"], linewidth=2, linestyle=styles[index % len(styles)], label=label)
         ax.fill_between(band["step"], band["low"], band["high"], color=line.get_color(), alpha=0.2, linewidth=0)
+        for _, seed_rows in shorter.groupby("seed"):
+            ax.plot(seed_rows["step"], seed_rows["mean_return"], linewidth=0.8, linestyle=":", alpha=0.7, color=line.get_color())
     return seed_counts
 
 

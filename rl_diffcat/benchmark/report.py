@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
 
 from rl_diffcat.benchmark.callbacks import EVAL_COLUMNS
@@ -30,7 +31,8 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
     :return: the rows ``env, algo, seed, step, mean_return, std_return, wall_clock``.
     """
     frames = [
-        pd.read_csv(os.path.join(run_dir(results_dir, status["spec"]), "eval.csv"))
+        # a row cut short while another process writes it has empty fields: left out, not read as a value
+        pd.read_csv(os.path.join(run_dir(results_dir, status["spec"]), "eval.csv")).dropna(subset=["step", "mean_return", "wall_clock"])
         for status in statuses
         if status["status"] in WITH_CURVES
     ]
@@ -41,8 +43,9 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
 
 def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per run with its status (done, failed, in progress or missing), final return, mean
-    return over all its evaluations (the normalized area under its learning curve: it tells a run
-    that learned fast and stayed there from one that got there at the end, or dipped), wall-clock,
+    return over all its evaluations (each counted once: with evenly spaced evaluations, about the area
+    under its learning curve / steps; it tells a run that learned fast and stayed there from one that
+    got there at the end, or dipped), wall-clock,
     env-steps/second, the steps at which it went on from a checkpoint (empty for a run trained in one
     go) and the step and return of its last evaluation. An in-progress run has no final return and no mean of
     evaluations: over a shorter horizon they do not compare with the finished runs'.
@@ -55,7 +58,7 @@ def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame
     last_eval: Dict[Any, float] = {}
     if curves is not None and not curves.empty:
         per_run = curves.sort_values("step").groupby(["env", "algo", "seed"])
-        mean_eval = per_run["mean_return"].mean().to_dict()
+        mean_eval = per_run["mean_return"].agg(lambda returns: returns.mean(skipna=False)).to_dict()  # a NaN return shows
         evaluated_to = per_run["step"].last().to_dict()
         last_eval = per_run["mean_return"].last().to_dict()
     rows = []
@@ -103,7 +106,9 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
         "across seeds (rliable's definition) with a 95% percentile stratified-bootstrap CI"
         f" ({n_resamples} resamples, `rl_diffcat.benchmark.stats`). Wall-clock = duration of `learn()` including"
         " evaluations; env-steps/s excludes evaluation time. Mean of evaluations = a run's mean return over all its"
-        " evaluations (area under its learning curve / steps), averaged over seeds."
+        " evaluations, each counted once (with evenly spaced evaluations, about the area under its learning curve /"
+        " steps), averaged over seeds. A final return that is NaN or inf (a diverged run) is shown and left out of"
+        " the aggregates; with one seed there is no spread (n/a)."
         " Failed, missing and in-progress runs are listed but not aggregated; an in-progress run (one that left a"
         " checkpoint: it spans sessions, or is still going) shows its last evaluation so far, and its curve is plotted"
         " as far as it got. A run marked resumed was interrupted and went on"
@@ -119,13 +124,21 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
             if done.empty:
                 lines.append(f"| {algo} | 0 of {len(group)} | {group['steps'].iloc[0]} | no finished run | n/a | n/a | n/a | n/a |")
                 continue
-            scores = done["final_mean_return"].to_numpy()
-            estimate, low, high = bootstrap_ci(scores, "iqm", n_resamples=n_resamples)
-            std = scores.std(ddof=1) if len(scores) > 1 else 0.0
-            seeds = f"{len(done)}" if len(done) == len(group) else f"{len(done)} of {len(group)}"
+            finite = np.isfinite(done["final_mean_return"].to_numpy(dtype=float))
+            diverged = f" ({int((~finite).sum())} NaN/inf left out)" if not finite.all() else ""
+            done = done[finite]
+            if done.empty:
+                lines.append(f"| {algo} | 0 of {len(group)}{diverged} | {group['steps'].iloc[0]} | no finite final return | n/a | n/a | n/a | n/a |")
+                continue
+            scores = done["final_mean_return"].to_numpy(dtype=float)
+            seeds = (f"{len(done)}" if len(done) == len(group) else f"{len(done)} of {len(group)}") + diverged
+            if len(scores) > 1:
+                estimate, low, high = bootstrap_ci(scores, "iqm", n_resamples=n_resamples)
+                spread, iqm = f"{scores.mean():.{d}f} ± {scores.std(ddof=1):.{d}f}", f"{estimate:.{d}f} [{low:.{d}f}, {high:.{d}f}]"
+            else:  # one seed: no spread and no interval to report
+                spread, iqm = f"{scores[0]:.{d}f} ± n/a", f"{scores[0]:.{d}f} [n/a]"
             lines.append(
-                f"| {algo} | {seeds} | {done['steps'].iloc[0]} | {scores.mean():.{d}f} ± {std:.{d}f} | "
-                f"{estimate:.{d}f} [{low:.{d}f}, {high:.{d}f}] | {_fmt(done['mean_eval_return'].mean(), d)} | "
+                f"| {algo} | {seeds} | {done['steps'].iloc[0]} | {spread} | {iqm} | {_fmt(done['mean_eval_return'].mean(skipna=False), d)} | "
                 f"{done['wall_clock_s'].mean():.1f} | {done['env_steps_per_s'].mean():.0f} |"
             )
         lines += ["", "| algo | seed | status | final return | mean of evaluations | wall-clock s | env-steps/s |", "|---|---|---|---|---|---|---|"]
@@ -133,8 +146,10 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
             status = f"{row.status} (resumed at {row.resumed_at})" if row.resumed_at else row.status
             if row.status == "in progress" and not pd.isna(row.evaluated_to):
                 status += f": last evaluation {_fmt(row.last_eval_return, d)} at step {int(row.evaluated_to)} of {row.steps}"
+            diverged = row.status == "done" and pd.isna(row.final_mean_return)  # finished, with a NaN return
+            final = "NaN" if diverged else _fmt(row.final_mean_return, d)
             lines.append(
-                f"| {row.algo} | {row.seed} | {status} | {_fmt(row.final_mean_return, d)} | {_fmt(row.mean_eval_return, d)} | "
+                f"| {row.algo} | {row.seed} | {status} | {final} | {_fmt(row.mean_eval_return, d)} | "
                 f"{_fmt(row.wall_clock_s)} | {_fmt(row.env_steps_per_s, 0)} |"
             )
     return "\n".join(lines) + "\n"
@@ -158,8 +173,9 @@ def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str, overlay:
         frame.to_csv(path, index=False)
         written["csv"].append(path)
     path = os.path.join(results_dir, "summary.md")
+    summary = markdown_summary(runs)  # before opening: an error must not leave the previous summary empty
     with open(path, "w") as file:
-        file.write(markdown_summary(runs))
+        file.write(summary)
     written["markdown"].append(path)
     budgets: Dict[Tuple[str, str], int] = {}
     for status in statuses:
