@@ -244,7 +244,7 @@ def test_report_only_shows_a_checkpointed_run_as_in_progress(tmp_path, monkeypat
     """A run spanning sessions is reported with its curve so far, but not aggregated."""
     results, spec, folder, step = _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch)
     (status,) = run_compare([spec], results, log=print, report_only=True)
-    assert "0 of 1 runs finished, 1 in progress (checkpointed, or training in another compare), 0 missing" in capsys.readouterr().out
+    assert "0 of 1 runs finished, 1 in progress (checkpointed, or training in another compare), 0 failed, 0 missing" in capsys.readouterr().out
     assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": step}
     written = write_results([status], results)
     curve = pd.read_csv(os.path.join(folder, "eval.csv"))

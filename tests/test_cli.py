@@ -205,6 +205,12 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
     write_results(statuses, results)
     table = open(os.path.join(results, "summary.md")).read()
     assert "| ppo | 7 | failed | n/a |" in table and "| ppo | 2 of 3 | 300 |" in table
+    capsys.readouterr()
+    # Read back later (--report-only): the crash is still a failure, not a run that never started.
+    statuses = run_compare(finished + [broken], results, report_only=True)
+    assert [status["status"] for status in statuses] == ["skipped", "skipped", "failed"]
+    out = capsys.readouterr().out
+    assert "1 failed, 0 missing" in out and "FAILED" in out and "not_a_ppo_argument" in out
 
 
 @pytest.mark.parametrize(

@@ -121,3 +121,15 @@ def test_a_row_cut_short_while_being_written_is_left_out(tmp_path):
         file.write(f"{in_progress['spec'].env_id},{in_progress['spec'].algo},{in_progress['spec'].seed},40000,3")
     curves = collect_curves(statuses, results)
     assert len(curves) == len(CURVES) and 40_000 not in curves[curves["seed"] == in_progress["spec"].seed]["step"].tolist()
+
+
+def test_a_finished_run_without_its_curve_file_is_still_tabulated(tmp_path):
+    from rl_diffcat.benchmark.report import collect_curves, runs_table
+
+    results = str(tmp_path)
+    statuses = _statuses(results)
+    done = next(status for status in statuses if status["status"] == "done")
+    os.remove(os.path.join(run_dir(results, done["spec"]), "eval.csv"))
+    curves = collect_curves(statuses, results)
+    assert len(curves) == len(CURVES) - 6, "the other runs' curves are read"
+    assert len(runs_table(statuses, curves)) == len(statuses)

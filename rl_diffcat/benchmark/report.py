@@ -30,11 +30,12 @@ def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.D
     :param results_dir: the results folder.
     :return: the rows ``env, algo, seed, step, mean_return, std_return, wall_clock``.
     """
+    paths = [os.path.join(run_dir(results_dir, status["spec"]), "eval.csv") for status in statuses if status["status"] in WITH_CURVES]
     frames = [
         # a row cut short while another process writes it has empty fields: left out, not read as a value
-        pd.read_csv(os.path.join(run_dir(results_dir, status["spec"]), "eval.csv")).dropna(subset=["step", "mean_return", "wall_clock"])
-        for status in statuses
-        if status["status"] in WITH_CURVES
+        pd.read_csv(path).dropna(subset=["step", "mean_return", "wall_clock"])
+        for path in paths
+        if os.path.exists(path)  # a run copied without its curve still has its row in the tables
     ]
     if not frames:
         return pd.DataFrame(columns=list(EVAL_COLUMNS))

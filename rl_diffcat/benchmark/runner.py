@@ -5,7 +5,8 @@ A compare writes one folder per run under ``<results>/runs/<env>__<algo>__seed<k
 ``tb/`` (TensorBoard), ``checkpoint/`` while it runs (:mod:`~rl_diffcat.benchmark.checkpoint`) and
 ``done.json``, the marker written last by a run that finished. A run whose ``done.json`` matches the
 requested configuration is skipped when the compare is run again, so an interrupted compare
-resumes; a run that crashed or was killed has no marker and goes on from its last checkpoint.
+resumes; a run that crashed or was killed has no marker and goes on from its last checkpoint. A run
+whose training process failed also gets ``failed.json`` (why), so ``--report-only`` reports it.
 A run being trained by another compare on the same folder is locked (``compare.lock``,
 :mod:`~rl_diffcat.benchmark.runlock`) and skipped.
 """
@@ -374,11 +375,16 @@ def read_resumable(results_dir: str, spec: RunSpec) -> Optional[Dict[str, Any]]:
 
 
 def _unfinished_status(results_dir: str, spec: RunSpec, training_elsewhere: bool = False) -> Dict[str, Any]:
-    """The report-only status of a run without ``done.json``: in progress if a checkpoint of its
-    configuration exists (a run spanning sessions, or one still going in another process), or if
+    """The report-only status of a run without ``done.json``: failed if nothing trains it and the
+    compare that last ran it recorded a failure (a checkpoint, if any, still lets the next compare
+    go on from it); in progress if a checkpoint of its configuration
+    exists (a run spanning sessions, or one still going in another process), or if
     ``training_elsewhere`` (another compare holds its lock) and it has evaluated at least once."""
     state = read_resumable(results_dir, spec)
     log_path = os.path.join(run_dir(results_dir, spec), "log.txt")
+    failure = None if training_elsewhere else read_failure(run_dir(results_dir, spec))
+    if failure is not None:
+        return {"spec": spec, "status": "failed", "summary": None, "log": log_path, "error": failure}
     if state is not None:
         return {"spec": spec, "status": "in progress", "summary": {"checkpoint_step": state["step"]}, "log": log_path}
     if training_elsewhere and os.path.exists(os.path.join(run_dir(results_dir, spec), "eval.csv")):
@@ -421,6 +427,18 @@ def train_command(
     for key, value in spec.overrides.items():
         command += ["--hyperparams", f"{key}={json.dumps(value)}"]
     return command
+
+
+FAILED_MARKER = "failed.json"  # written beside a run whose training process failed; removed when it starts again
+
+
+def read_failure(folder: str) -> Optional[str]:
+    """Why the last training process of the run in ``folder`` failed, or None (no failure recorded)."""
+    try:
+        with open(os.path.join(folder, FAILED_MARKER)) as file:
+            return str(json.load(file)["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _last_error_line(log_path: str) -> str:
@@ -482,11 +500,14 @@ def run_compare(
         for index in pending:
             spec = specs[index]
             statuses[index] = _unfinished_status(results_dir, spec, training_elsewhere=held_elsewhere(run_dir(results_dir, spec)))
-        in_progress = sum(statuses[index]["status"] == "in progress" for index in pending)
+        counts = {kind: sum(statuses[index]["status"] == kind for index in pending) for kind in ("in progress", "failed", "missing")}
         log(
-            f"report only: {len(specs) - len(pending)} of {len(specs)} runs finished, {in_progress} in progress"
-            f" (checkpointed, or training in another compare), {len(pending) - in_progress} missing"
+            f"report only: {len(specs) - len(pending)} of {len(specs)} runs finished, {counts['in progress']} in progress"
+            f" (checkpointed, or training in another compare), {counts['failed']} failed, {counts['missing']} missing"
         )
+        for index in pending:
+            if statuses[index]["status"] == "failed":
+                log(f"FAILED {specs[index].label} ({statuses[index]['error']}) -- see {statuses[index]['log']}")
         return [status for status in statuses if status is not None]
     if len(pending) < len(specs):
         log(f"resume: {len(specs) - len(pending)} of {len(specs)} runs already finished, skipping them")
@@ -528,9 +549,9 @@ def run_compare(
         if done is not None:
             finish(index, {"spec": spec, "status": "skipped", "summary": done, "log": log_path}, f"{spec.label} was finished by another compare")
             return
-        stale_marker = os.path.join(folder, "done.json")  # from a run with another configuration
-        if os.path.exists(stale_marker):
-            os.remove(stale_marker)
+        for stale_marker in ("done.json", FAILED_MARKER):  # from a run with another configuration, or an earlier failure
+            if os.path.exists(os.path.join(folder, stale_marker)):
+                os.remove(os.path.join(folder, stale_marker))
         resumable = read_resumable(results_dir, spec)
         if resumable is None:
             remove_checkpoint(checkpoint_dir(results_dir, spec))
@@ -569,6 +590,8 @@ def run_compare(
                 if returncode != 0
                 else "it finished, but its hyperparameters no longer match the yml files (edited during the run?)"
             )
+            with open(os.path.join(folder, FAILED_MARKER), "w") as file:  # so that --report-only says so later
+                json.dump({"reason": reason}, file)
             finish(index, {"spec": spec, "status": "failed", "summary": None, "log": log_path}, f"FAILED {spec.label} ({reason}) -- see {log_path}")
 
     if jobs == 1:
