@@ -97,6 +97,7 @@ def test_search_space_samples_what_its_converter_rebuilds_and_the_algo_accepts(z
     assert model.gamma == pytest.approx(0.99) and model.batch_size == 32
 
 
+@pytest.mark.slow  # about 20 s; the FixedTrial test above covers the lookup that failed, this the whole search
 def test_optimize_through_rl_zoo3(tmp_path):
     """rl-zoo3 looks the search space up by the algorithm's name: ours were missing (a KeyError)."""
     pytest.importorskip("optuna")
