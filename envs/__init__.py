@@ -22,6 +22,7 @@ from rl_diffcat.envs.mask_info import ActionMasksInInfo
 from rl_diffcat.envs.minatar import MINATAR_GAMES, MinAtarCNN, MinAtarEnv
 from rl_diffcat.envs.polynomial import MaskedPolynomialProgramming, PolynomialProgramming
 from rl_diffcat.envs.registration import (
+    discretized_id,
     extra_installed,
     list_envs,
     make_discretized,
@@ -41,6 +42,7 @@ __all__ = [
     "MaskedPolynomialProgramming",
     "MinAtarEnv",
     "PolynomialProgramming",
+    "discretized_id",
     "extra_installed",
     "list_envs",
     "make_discretized",

@@ -89,6 +89,17 @@ def list_envs(installed_only: bool = False) -> dict[str, str | None]:
     }
 
 
+def discretized_id(env_id: str) -> str | None:
+    """Our ``*-Discrete-v0`` id for gymnasium's continuous ``env_id``, or ``None`` when we have none.
+
+    :param env_id: a gymnasium id, e.g. ``"Pendulum-v1"`` (gives ``"rl_diffcat/Pendulum-Discrete-v0"``)
+    """
+    for name, (base_id, _) in DISCRETIZED_TASKS.items():
+        if base_id == env_id:
+            return _env_id(name)
+    return None
+
+
 def extra_installed(extra: str) -> bool:
     """Whether the optional dependency group ``extra`` (``box2d``, ``mujoco``, ``minatar``) is importable.
 

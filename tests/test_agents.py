@@ -460,8 +460,10 @@ def test_fixed_temperature():
 
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
 def test_box_action_space_points_to_sac(algo):
-    with pytest.raises(ValueError, match="stable_baselines3.SAC"):
+    with pytest.raises(ValueError, match="stable_baselines3.SAC") as error:
         algo("MlpPolicy", "Pendulum-v1")
+    # binning the actions only helps the agent that takes MultiDiscrete spaces
+    assert ("DiscretizeAction" in str(error.value)) == (algo is DiffCatSAC)
 
 
 @pytest.mark.parametrize("space", ["multidiscrete", "multibinary"])

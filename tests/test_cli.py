@@ -224,6 +224,7 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
         (["train", ENV, "--algo", "diffcat-sac", "--sampler", "nope"], "valid samplers are"),
         (["compare", "--envs", "rl_diffcat/PolyProg-D4-v0", "--algos", "discrete-sac"], "discrete-sac supports only Discrete"),
         (["compare", "--envs", "Pendulum-v1", "--algos", "ppo", "discrete-sac"], "discrete-sac supports only Discrete"),
+        (["train", "Pendulum-v1", "--algo", "diffcat-sac"], "or train diffcat-sac on its discretized version rl_diffcat/Pendulum-Discrete-v0"),
         (["compare", "--algos", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
         (["compare", "--algos", "ppo", "--first-seed", "-1"], "--first-seed must be >= 0, got -1"),
         (["compare", "--algos", "ppo", "--checkpoint-freq", "-5"], "--checkpoint-freq must be >= 0"),

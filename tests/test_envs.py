@@ -52,6 +52,16 @@ def test_list_envs_names_extras_and_everything_is_registered():
     assert all(extra is None or rl_envs.extra_installed(extra) for extra in installed.values())
 
 
+def test_discretized_id_maps_each_continuous_task_to_ours():
+    assert rl_envs.discretized_id("Pendulum-v1") == "rl_diffcat/Pendulum-Discrete-v0"
+    assert rl_envs.discretized_id("HalfCheetah-v5") == "rl_diffcat/HalfCheetah-Discrete-v0"
+    assert rl_envs.discretized_id("HalfCheetah-v4") is None and rl_envs.discretized_id("CartPole-v1") is None
+    for env_id in list_envs():
+        if env_id.endswith("-Discrete-v0"):
+            base_id = gym.spec(env_id).kwargs["env_id"]
+            assert rl_envs.discretized_id(base_id) == env_id
+
+
 def test_registration_is_idempotent():
     before = {env_id: gym.spec(env_id) for env_id in list_envs()}
     rl_envs.register_envs()

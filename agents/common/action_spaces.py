@@ -36,6 +36,11 @@ def check_action_space(
         raise ValueError(
             f"{algo_name} is for discrete actions but the action space is continuous ({action_space}); "
             "use stable_baselines3.SAC for Box action spaces"
+            + (
+                ", or cut each dimension into bins with rl_diffcat.envs.DiscretizeAction"
+                if spaces.MultiDiscrete in supported
+                else ""
+            )
         )
     names = ", ".join(cls.__name__ for cls in supported)
     hint = ""

@@ -238,10 +238,18 @@ def check_action_space(spec: AlgoSpec, env_id: str, action_space: spaces.Space) 
             name for name, other in ALGOS.items()
             if isinstance(action_space, other.action_spaces) and not (other.needs_action_masks and not env_has_action_masks(env_id))
         ]
+        from rl_diffcat.envs import discretized_id
+
         supported = "/".join(t.__name__ for t in spec.action_spaces)
+        discrete_twin = discretized_id(env_id)
+        twin_hint = (
+            f"; or train {spec.name} on its discretized version {discrete_twin}"
+            if discrete_twin is not None and issubclass(spaces.MultiDiscrete, spec.action_spaces)
+            else ""
+        )
         raise ValueError(
             f"{spec.name} supports only {supported} action spaces, but {env_id} has {action_space}; "
-            f"algos that support it: {', '.join(fitting) or 'none'}"
+            f"algos that support it: {', '.join(fitting) or 'none'}{twin_hint}"
         )
 
 
