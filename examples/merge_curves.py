@@ -10,17 +10,20 @@ to bring back) often leave only their ``eval_curves.csv``. This merges such file
 seed, their mean ± std, the IQM with its 95% stratified-bootstrap interval
 (``rl_diffcat.benchmark.stats``, as in the compare's ``summary.md``) and the mean of evaluations.
 A seed whose curve stops short of the group's last step is listed as ``to <step>`` and left out
-of the aggregates, as ``summary.md`` does with runs in progress.
+of the aggregates, as ``summary.md`` does with runs in progress. ``--png`` draws the finished seeds'
+final returns as the compare's ``final_scores.png`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Dict, List, Sequence
 
 import pandas as pd
 
 from _tables import write_rows  # examples/_tables.py
+from rl_diffcat.benchmark.plots import plot_final_scores
 from rl_diffcat.benchmark.stats import bootstrap_ci
 
 KEY = ["env", "algo", "seed"]
@@ -37,34 +40,39 @@ def merge_curves(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values(KEY + ["step"], ignore_index=True)
 
 
+def seed_finals(curves: pd.DataFrame) -> pd.DataFrame:
+    """One row per (env, algo, seed): its last step and return, its mean of evaluations, and whether it
+    finished (reached the last step of its (env, algo))."""
+    runs = curves.sort_values("step").groupby(KEY, sort=False)
+    seeds = runs.agg(step=("step", "last"), final_return=("mean_return", "last"), mean_of_evaluations=("mean_return", "mean"))
+    seeds = seeds.reset_index()
+    seeds["finished"] = seeds["step"] == seeds.groupby(["env", "algo"])["step"].transform("max")
+    return seeds.sort_values(KEY, kind="stable", ignore_index=True)
+
+
 def final_returns(curves: pd.DataFrame, n_resamples: int = 10_000) -> List[Dict[str, object]]:
     """One row per (env, algo): per-seed finals, mean ± std and IQM [95% CI] of the finished seeds."""
     rows = []
-    for (env, algo), runs in curves.groupby(["env", "algo"], sort=False):
-        last_step = runs["step"].max()
-        finals, cells, auc = [], [], []
-        for seed, run in runs.groupby("seed"):
-            run = run.sort_values("step")
-            if run["step"].iloc[-1] == last_step:
-                finals.append(float(run["mean_return"].iloc[-1]))
-                auc.append(float(run["mean_return"].mean()))
-                cells.append(f"{seed}: {finals[-1]:.1f}")
-            else:
-                cells.append(f"{seed}: to {run['step'].iloc[-1]}")
-        scores = pd.Series(finals, dtype=float)
-        estimate, low, high = bootstrap_ci(scores.to_numpy(), "iqm", n_resamples=n_resamples) if finals else (float("nan"),) * 3
+    for (env, algo), seeds in seed_finals(curves).groupby(["env", "algo"], sort=False):
+        done = seeds[seeds["finished"]]
+        cells = [
+            f"{seed.seed}: {seed.final_return:.1f}" if seed.finished else f"{seed.seed}: to {seed.step}"
+            for seed in seeds.itertuples()
+        ]
+        scores = done["final_return"].astype(float)
+        estimate, low, high = bootstrap_ci(scores.to_numpy(), "iqm", n_resamples=n_resamples) if len(done) else (float("nan"),) * 3
         rows.append(
             {
                 "env": env,
                 "algo": algo,
-                "step": int(last_step),
-                "seeds_finished": f"{len(finals)} of {runs['seed'].nunique()}",
+                "step": int(seeds["step"].max()),
+                "seeds_finished": f"{len(done)} of {len(seeds)}",
                 "final_per_seed": "; ".join(cells),
                 "final_mean": round(scores.mean(), 1),
-                "final_std": round(scores.std(ddof=1), 1) if len(finals) > 1 else 0.0,
+                "final_std": round(scores.std(ddof=1), 1) if len(done) > 1 else 0.0,
                 "iqm": round(estimate, 1),
                 "iqm_ci95": f"[{low:.1f}, {high:.1f}]",
-                "mean_of_evaluations": round(sum(auc) / len(auc), 1) if auc else float("nan"),
+                "mean_of_evaluations": round(done["mean_of_evaluations"].mean(), 1) if len(done) else float("nan"),
             }
         )
     return rows
@@ -75,11 +83,20 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("curves", nargs="+", help="eval_curves.csv files of compares (or a run's eval.csv)")
     parser.add_argument("--out", required=True, help="the merged curves, as CSV")
     parser.add_argument("--table", default="results/merged_summary.csv", help="the table, as CSV")
+    parser.add_argument(
+        "--png", help="also draw the finished seeds' final returns (IQM, 95%% CI and every seed, a panel per env) to this PNG"
+    )
     args = parser.parse_args(argv)
     merged = merge_curves([pd.read_csv(path) for path in args.curves])
+    for path in (args.out, args.png):
+        if path:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     merged.to_csv(args.out, index=False)
     print(f"wrote {args.out} ({len(merged)} rows)")
     write_rows(final_returns(merged), args.table)
+    if args.png:
+        finished = seed_finals(merged)
+        print(f"wrote {plot_final_scores(finished[finished['finished']], args.png)}")
 
 
 if __name__ == "__main__":

@@ -109,9 +109,9 @@ def test_compare_writes_csv_png_and_table_with_every_run(compare_dir):
     mean_eval = curves.groupby(["algo", "seed"])["mean_return"].mean()
     for row in runs.itertuples():
         assert row.mean_eval_return == pytest.approx(mean_eval[row.algo, row.seed])
-    png = os.path.join(results, f"learning_curves_{ENV}.png")
-    with open(png, "rb") as file:
-        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    for png in (f"learning_curves_{ENV}.png", "final_scores.png"):
+        with open(os.path.join(results, png), "rb") as file:
+            assert file.read(8) == b"\x89PNG\r\n\x1a\n"
     table = open(os.path.join(results, "summary.md")).read()
     for algo in COMPARE_ALGOS:
         assert sum(line.startswith(f"| {algo} | {seed} | done |") for line in table.splitlines() for seed in (0, 1)) == 2

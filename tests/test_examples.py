@@ -295,7 +295,11 @@ def test_merge_curves_tabulates_finished_seeds_and_refuses_a_seed_twice(tmp_path
     first.to_csv(paths[0], index=False)
     second.to_csv(paths[1], index=False)
     out, table = tmp_path / "merged.csv", tmp_path / "table.csv"
-    script.main([str(paths[0]), str(paths[1]), "--out", str(out), "--table", str(table)])
+    png = tmp_path / "figures" / "finals.png"  # folders that do not exist yet are made
+    script.main([str(paths[0]), str(paths[1]), "--out", str(out), "--table", str(table), "--png", str(png)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finished = script.seed_finals(pd.read_csv(out))
+    assert finished.loc[finished["finished"], "seed"].tolist() == [0, 1, 2, 3, 4], "the figure's seeds: seed 5 stopped short"
     merged = pd.read_csv(out)
     assert len(merged) == len(first) + len(second) and sorted(merged["seed"].unique()) == [0, 1, 2, 3, 4, 5]
     (row,) = pd.read_csv(table).to_dict("records")

@@ -1,5 +1,6 @@
 """Learning-curve figures: legends say how many seeds each line averages and where runs in
-progress stop; the overlay puts a discretized task next to its continuous original."""
+progress stop; the overlay puts a discretized task next to its continuous original. Final-score
+figures: the IQM and interval of the summary, and every seed."""
 
 import os
 
@@ -103,7 +104,7 @@ def test_write_results_draws_the_overlay_only_when_asked(tmp_path):
         results = str(tmp_path / f"overlay_{overlay}")
         written = write_results(_statuses(results), results, overlay=overlay)
         names = sorted(os.path.basename(path) for path in written["png"])
-        per_env = ["learning_curves_Pendulum-v1.png", "learning_curves_rl_diffcat-Pendulum-Discrete-v0.png"]
+        per_env = ["final_scores.png", "learning_curves_Pendulum-v1.png", "learning_curves_rl_diffcat-Pendulum-Discrete-v0.png"]
         assert names == sorted(per_env + (["learning_curves_overlay.png"] if overlay else []))
         for path in written["png"]:
             with open(path, "rb") as file:
@@ -133,3 +134,57 @@ def test_a_finished_run_without_its_curve_file_is_still_tabulated(tmp_path):
     curves = collect_curves(statuses, results)
     assert len(curves) == len(CURVES) - 6, "the other runs' curves are read"
     assert len(runs_table(statuses, curves)) == len(statuses)
+
+
+def _finals():
+    returns = {"redge": [10.0, 12.0, 11.0, -50.0, 13.0], "ppo": [5.0, 6.0, 7.0]}
+    rows = [("E", algo, seed, value) for algo, values in returns.items() for seed, value in enumerate(values)]
+    return pd.DataFrame(rows, columns=["env", "algo", "seed", "final_return"]), returns
+
+
+def test_final_scores_panel_shows_the_iqm_its_interval_and_every_seed():
+    from rl_diffcat.benchmark.plots import _draw_final_scores
+    from rl_diffcat.benchmark.stats import bootstrap_ci
+
+    finals, returns = _finals()
+    fig, ax = plt.subplots()
+    _draw_final_scores(ax, finals, n_resamples=2000)
+    bars, diamonds = ax.lines[0::2], ax.lines[1::2]
+    for position, (algo, values) in enumerate(returns.items()):
+        estimate, low, high = bootstrap_ci(np.array(values), "iqm", n_resamples=2000)
+        assert list(bars[position].get_xdata()) == [low, high] and list(bars[position].get_ydata()) == [position] * 2
+        assert list(diamonds[position].get_xdata()) == [estimate] and diamonds[position].get_marker() == "D"
+        dots = ax.collections[position].get_offsets()
+        assert sorted(dots[:, 0]) == sorted(values), "every seed is drawn, the outlier included"
+        assert np.all(np.abs(dots[:, 1] - position) < 0.2)
+    assert diamonds[0].get_xdata()[0] == 11.0  # the IQM drops the -50 seed, the mean (-0.8) would not
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["redge (5)", "ppo (3)"]
+    plt.close(fig)
+
+
+def test_final_scores_refuse_nan_and_missing_columns(tmp_path):
+    import pytest
+
+    from rl_diffcat.benchmark.plots import plot_final_scores
+
+    finals, _ = _finals()
+    finals.loc[0, "final_return"] = float("nan")
+    with pytest.raises(ValueError, match="must be finite"):
+        plot_final_scores(finals, str(tmp_path / "f.png"))
+    with pytest.raises(ValueError, match=r"missing \['final_return'\]"):
+        plot_final_scores(finals.drop(columns="final_return"), str(tmp_path / "f.png"))
+
+
+def test_write_results_draws_final_scores_of_the_finished_runs_the_summary_aggregates(tmp_path):
+    from rl_diffcat.benchmark.report import final_scores, runs_table
+
+    results = str(tmp_path)
+    statuses = _statuses(results)
+    written = write_results(statuses, results)
+    assert os.path.join(results, "final_scores.png") in written["png"]
+    finals = final_scores(runs_table(statuses))
+    assert sorted(zip(finals["env"], finals["seed"])) == [("Pendulum-v1", 0), ("Pendulum-v1", 1)], "in-progress runs are left out"
+    # no finished run yet: no final-scores figure
+    in_progress = [status for status in statuses if status["status"] == "in progress"]
+    written = write_results(in_progress, str(tmp_path / "none_finished"))
+    assert not any(path.endswith("final_scores.png") for path in written["png"])

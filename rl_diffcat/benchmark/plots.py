@@ -1,4 +1,5 @@
-"""Learning-curve figures: mean evaluation return across seeds with a 95% bootstrap band."""
+"""Figures of a compare: learning curves (mean evaluation return across seeds with a 95% bootstrap
+band) and final scores (IQM with its 95% stratified-bootstrap interval, and every seed)."""
 
 from __future__ import annotations
 
@@ -136,4 +137,77 @@ def plot_overlay(curves: pd.DataFrame, path: str, title: Optional[str] = None, b
     return _figure(lambda ax: _draw_curves(ax, groups, _stops_short(groups, budgets)), envs, title, path)
 
 
-__all__ = ["curve_with_band", "plot_learning_curves", "plot_overlay"]
+FINAL_COLUMNS = ("env", "algo", "seed", "final_return")
+
+
+def _draw_final_scores(ax, env_rows: pd.DataFrame, n_resamples: int) -> None:
+    """One env's panel: a row per algo with its CI bar, IQM diamond and seed dots."""
+    rng = np.random.default_rng(0)  # vertical jitter of the seed dots, the same on every redraw
+    algos = list(dict.fromkeys(env_rows["algo"]))
+    for position, algo in enumerate(algos):
+        scores = env_rows.loc[env_rows["algo"] == algo, "final_return"].to_numpy(dtype=float)
+        estimate, low, high = bootstrap_ci(scores, "iqm", n_resamples=n_resamples)
+        color = f"C{position % 10}"
+        ax.plot([low, high], [position, position], color=color, linewidth=6, alpha=0.35, solid_capstyle="butt")
+        ax.plot([estimate], [position], marker="D", color=color, markersize=7)
+        jitter = rng.uniform(-0.18, 0.18, size=scores.size)
+        ax.scatter(scores, position + jitter, s=12, color="black", alpha=0.6, zorder=3, linewidths=0)
+    ax.set_yticks(range(len(algos)))
+    ax.set_yticklabels([f"{algo} ({int((env_rows['algo'] == algo).sum())})" for algo in algos], fontsize=8)
+    ax.set_ylim(len(algos) - 0.5, -0.5)
+    ax.set_xlabel("final return", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def plot_final_scores(finals: pd.DataFrame, path: str, title: Optional[str] = None, n_resamples: int = 10_000) -> str:
+    """Write one PNG with a panel per env, in the style of rliable's interval estimates: per algo its
+    IQM across seeds (diamond) with the 95% stratified-bootstrap interval (bar), the same figures as
+    the compare's ``summary.md``, and each seed's final return (dot), so a lone bad seed shows.
+
+    :param finals: rows ``env, algo, seed, final_return`` of finished runs with a finite return.
+    :param path: the PNG file to write.
+    :param title: the title; by default what the marks mean.
+    :param n_resamples: bootstrap resamples per interval.
+    :return: ``path``.
+    """
+    missing = [column for column in FINAL_COLUMNS if column not in finals.columns]
+    if missing:
+        raise ValueError(f"final scores need the columns {list(FINAL_COLUMNS)}; missing {missing}")
+    if finals.empty:
+        raise ValueError("No final returns to plot")
+    if not np.isfinite(finals["final_return"].to_numpy(dtype=float)).all():
+        raise ValueError("final returns must be finite: leave out diverged runs (the summary lists them)")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = list(dict.fromkeys(finals["env"]))
+    n_cols = min(len(envs), 3)
+    n_rows = -(-len(envs) // n_cols)
+    n_algos = max(finals.groupby("env")["algo"].nunique())
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(4.2 * n_cols, 0.75 + n_rows * (0.55 * n_algos + 0.9)), dpi=120, squeeze=False
+    )
+    rows_of = {env: finals[finals["env"] == env] for env in envs}
+    # the same algos (and seed counts) in every panel: their names only once per row of panels
+    labels_once = len({tuple(rows.groupby("algo", sort=False).size().items()) for rows in rows_of.values()}) == 1
+    for index, (ax, env) in enumerate(zip(axes.flat, envs)):
+        _draw_final_scores(ax, rows_of[env], n_resamples)
+        ax.set_title(str(env), fontsize=9)
+        if labels_once and index % n_cols:
+            ax.tick_params(axis="y", labelleft=False)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.set_visible(False)
+    fig.suptitle(
+        title or "Final return: IQM (diamond), 95% stratified-bootstrap CI (bar), seeds (dots; count after the algo)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["FINAL_COLUMNS", "curve_with_band", "plot_final_scores", "plot_learning_curves", "plot_overlay"]

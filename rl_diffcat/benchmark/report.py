@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rl_diffcat.benchmark.callbacks import EVAL_COLUMNS
-from rl_diffcat.benchmark.plots import plot_learning_curves, plot_overlay
+from rl_diffcat.benchmark.plots import plot_final_scores, plot_learning_curves, plot_overlay
 from rl_diffcat.benchmark.progress import return_decimals
 from rl_diffcat.benchmark.runner import run_dir
 from rl_diffcat.benchmark.stats import bootstrap_ci
@@ -87,6 +87,18 @@ def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
 
 
+def final_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """The final returns the summary aggregates: finished runs whose return is finite.
+
+    :param runs: the output of :func:`runs_table`.
+    :return: rows ``env, algo, seed, final_return`` (the input to
+        :func:`~rl_diffcat.benchmark.plots.plot_final_scores`).
+    """
+    finished = runs[runs["status"].isin(FINISHED)]
+    finished = finished[np.isfinite(finished["final_mean_return"].to_numpy(dtype=float))]
+    return finished.rename(columns={"final_mean_return": "final_return"})[["env", "algo", "seed", "final_return"]]
+
+
 def _fmt(value: float, digits: int = 1) -> str:
     return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
 
@@ -157,7 +169,8 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
 
 
 def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str, overlay: bool = False) -> Dict[str, List[str]]:
-    """Write ``eval_curves.csv``, ``runs.csv``, ``summary.md`` and ``learning_curves_<env>.png``.
+    """Write ``eval_curves.csv``, ``runs.csv``, ``summary.md``, ``learning_curves_<env>.png`` and
+    ``final_scores.png`` (every env; once a run has finished with a finite return).
 
     :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
     :param results_dir: the results folder.
@@ -187,4 +200,7 @@ def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str, overlay:
         written["png"].append(plot_learning_curves(curves, env_id, png, budgets=budgets))
     if overlay and curves["env"].nunique() > 1:
         written["png"].append(plot_overlay(curves, os.path.join(results_dir, "learning_curves_overlay.png"), budgets=budgets))
+    finals = final_scores(runs)
+    if not finals.empty:
+        written["png"].append(plot_final_scores(finals, os.path.join(results_dir, "final_scores.png")))
     return written
