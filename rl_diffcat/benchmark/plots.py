@@ -188,7 +188,7 @@ def plot_final_scores(finals: pd.DataFrame, path: str, title: Optional[str] = No
     n_rows = -(-len(envs) // n_cols)
     n_algos = max(finals.groupby("env")["algo"].nunique())
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(4.2 * n_cols, 0.75 + n_rows * (0.55 * n_algos + 0.9)), dpi=120, squeeze=False
+        n_rows, n_cols, figsize=(max(4.2 * n_cols, 6.0), 0.9 + n_rows * (0.55 * n_algos + 0.9)), dpi=120, squeeze=False
     )
     rows_of = {env: finals[finals["env"] == env] for env in envs}
     # the same algos (and seed counts) in every panel: their names only once per row of panels
@@ -201,7 +201,9 @@ def plot_final_scores(finals: pd.DataFrame, path: str, title: Optional[str] = No
     for ax in list(axes.flat)[len(envs):]:
         ax.set_visible(False)
     fig.suptitle(
-        title or "Final return: IQM (diamond), 95% stratified-bootstrap CI (bar), seeds (dots; count after the algo)",
+        title or "Final return: IQM (diamond), 95% stratified-bootstrap CI (bar),"
+        + ("\n" if n_cols == 1 else " ")
+        + "seeds (dots; count after the algo)",
         fontsize=9,
     )
     fig.tight_layout()
