@@ -501,11 +501,21 @@ def test_discrete_sac_points_to_diffcat_sac(space):
         (dict(gamma="0.99"), "gamma"),
         (dict(ent_coef="auto_5"), r"starts the tuned temperature at 5, outside ent_coef_bounds"),  # silently became 1
         (dict(ent_coef="auto", ent_coef_bounds=(1e-3, 0.5)), r"starts the tuned temperature at 1, outside"),
+        # bool("False") is True: a flag given as a string must not switch the option on
+        (dict(backup_entropy="False"), "backup_entropy must be True or False, got 'False'"),
+        (dict(compile_update="False"), "compile_update must be True or False"),
     ],
 )
 def test_bad_hyperparameters_name_the_argument(algo, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         algo("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+@pytest.mark.parametrize("flag", ["exact_target", "normalize_q"])
+def test_diffcat_sac_flags_must_be_bools(flag):
+    with pytest.raises(ValueError, match=f"{flag} must be True or False, got 'False'"):
+        DiffCatSAC("MlpPolicy", "CartPole-v1", **{flag: "False"})
+    assert getattr(DiffCatSAC("MlpPolicy", "CartPole-v1", **{flag: np.bool_(False)}), flag) is False
 
 
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])

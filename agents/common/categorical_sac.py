@@ -38,6 +38,14 @@ def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool; raise ``ValueError`` naming ``name`` unless it is one (``bool("False")``
+    would be True: a flag read as a string from a config must not switch the option on)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_count(name: str, value: Any, minimum: int, hint: str = "") -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -207,12 +215,10 @@ class CategoricalSAC(OffPolicyAlgorithm):
                 f"ent_coef={ent_coef!r} starts the tuned temperature at {init:g}, outside ent_coef_bounds {tuple(ent_coef_bounds)}: "
                 "start inside them ('auto_<init>') or widen them"
             )
-        if not isinstance(compile_update, bool):
-            raise ValueError(f"compile_update must be True or False, got {compile_update!r}")
+        compile_update, cuda_graph = check_bool("compile_update", compile_update), check_bool("cuda_graph", cuda_graph)
+        backup_entropy = check_bool("backup_entropy", backup_entropy)
         if compile_kwargs is not None and not isinstance(compile_kwargs, dict):
             raise ValueError(f"compile_kwargs must be a dict of torch.compile arguments, got {compile_kwargs!r}")
-        if not isinstance(cuda_graph, bool):
-            raise ValueError(f"cuda_graph must be True or False, got {cuda_graph!r}")
         if use_action_masks is not None and not isinstance(use_action_masks, bool):
             raise ValueError(f"use_action_masks must be None (on when the env has action_masks()), True or False, got {use_action_masks!r}")
         if cuda_graph and compile_update and (compile_kwargs or {}).get("mode") in ("reduce-overhead", "max-autotune"):
@@ -250,7 +256,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.target_entropy_scale = float(target_entropy_scale)
         self.ent_coef_bounds = (float(low), float(high))
         self.twin_q = twin_q
-        self.backup_entropy = bool(backup_entropy)
+        self.backup_entropy = backup_entropy
         self.max_grad_norm = max_grad_norm
         self.target_update_interval = target_update_interval
         self.compile_update = compile_update

@@ -9,7 +9,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 
-from rl_diffcat.agents.common.categorical_sac import CategoricalSAC
+from rl_diffcat.agents.common.categorical_sac import CategoricalSAC, check_bool
 from rl_diffcat.agents.diffcat_sac.policies import CnnPolicy, DiffCatSACPolicy, MlpPolicy, MultiInputPolicy
 from rl_diffcat.samplers import KNOBS, make_sampler
 
@@ -132,8 +132,8 @@ class DiffCatSAC(CategoricalSAC):
             raise ValueError(f"invalid sampler={sampler!r} / sampler_kwargs={sampler_kwargs}: {error}") from None
         self.sampler = sampler
         self.sampler_kwargs = sampler_kwargs
-        self.exact_target = bool(exact_target)
-        self.normalize_q = bool(normalize_q)
+        self.exact_target = check_bool("exact_target", exact_target)
+        self.normalize_q = check_bool("normalize_q", normalize_q)
         if q_gradient not in Q_GRADIENTS:
             raise ValueError(f"q_gradient must be one of {Q_GRADIENTS}, got {q_gradient!r}")
         self.q_gradient = q_gradient
