@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, constraints, kl_divergence, register_kl
 
 from rl_diffcat.samplers import make_sampler, one_hot_like, prepare_logits, sample_index, sample_one_hot, valid_actions
 
@@ -221,13 +221,14 @@ class MultiDiffusionCategorical(Distribution):
             else:
                 self.blocks_dims.append((k, 1))
         widths = [k * n for k, n in self.blocks_dims]
+        if mask is not None and not isinstance(mask, Tensor):
+            raise ValueError(f"mask must be a bool tensor, got {type(mask).__name__} (use torch.as_tensor)")
         if mask is not None:
             try:
                 mask = mask.expand(logits.shape)
-            except (RuntimeError, AttributeError):
-                shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            except RuntimeError:
                 raise ValueError(
-                    f"mask of shape {shape} does not match the concatenated logits of shape {tuple(logits.shape)}; "
+                    f"mask of shape {tuple(mask.shape)} does not match the concatenated logits of shape {tuple(logits.shape)}; "
                     "it must have the same shape (or broadcast to it)"
                 ) from None
         masks = [None] * len(widths) if mask is None else torch.split(mask, widths, dim=-1)
@@ -235,7 +236,13 @@ class MultiDiffusionCategorical(Distribution):
             DiffusionCategorical(logits=self._unjoin(part, n, k), mask=None if m is None else self._unjoin(m, n, k), **kwargs)
             for part, m, (k, n) in zip(torch.split(logits, widths, dim=-1), masks, self.blocks_dims)
         ]
+        self._kwargs = kwargs
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
+
+    def expand(self, batch_shape: Sequence[int], _instance=None) -> "MultiDiffusionCategorical":
+        shape = torch.Size(batch_shape) + self.event_shape
+        mask = self._join([b.mask for b in self.blocks])
+        return type(self)(self.logits.expand(shape), self.action_dims, mask=mask.expand(shape), **self._kwargs)
 
     @staticmethod
     def _unjoin(tensor: Tensor, n: int, k: int) -> Tensor:
@@ -296,6 +303,23 @@ class MultiDiffusionCategorical(Distribution):
     def from_indices(self, indices: Tensor) -> Tensor:
         """Action indices ``(..., n_factors)`` -> concatenated one-hots ``(..., sum K_i)``."""
         return indices_to_one_hot(indices, self.action_dims, dtype=self.blocks[0].logits.dtype)
+
+
+@register_kl(DiffusionCategorical, DiffusionCategorical)
+def _kl_diffusion_categorical(p: DiffusionCategorical, q: DiffusionCategorical) -> Tensor:
+    """``KL(p || q) = sum_k p_k (log p_k - log q_k)``: 0 where ``p`` masks an action, ``+inf`` where
+    only ``q`` does (as ``OneHotCategorical`` gives)."""
+    log_p = p.logits.masked_fill(~p.mask, 0.0)  # no -inf - -inf = NaN, in the value or the gradient
+    log_q = torch.where(p.mask, q.logits, torch.zeros_like(q.logits))
+    return (p.probs * (log_p - log_q)).sum(-1)
+
+
+@register_kl(MultiDiffusionCategorical, MultiDiffusionCategorical)
+def _kl_multi_diffusion_categorical(p: MultiDiffusionCategorical, q: MultiDiffusionCategorical) -> Tensor:
+    """The sum of the factors' KLs (the factors are independent)."""
+    if p.action_dims != q.action_dims:
+        raise ValueError(f"KL needs the same factors on both sides, got action_dims {p.action_dims} and {q.action_dims}")
+    return p._sum_factors([kl_divergence(pb, qb) for pb, qb in zip(p.blocks, q.blocks)])
 
 
 def indices_to_one_hot(indices: Tensor, action_dims: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:

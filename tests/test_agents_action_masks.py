@@ -231,6 +231,25 @@ def test_predict_with_masks_picks_only_valid_actions():
         model.predict(env.reset(seed=0), action_masks=env.action_masks())
 
 
+def test_predict_without_masks_on_a_masked_agent_warns_once(tmp_path):
+    import warnings
+
+    env = PickTheMarked((5, 5))
+    model = DiffCatSAC("MlpPolicy", env, seed=0, **SMALL)
+    obs = np.zeros((1, 20), dtype=np.float32)
+    with pytest.warns(UserWarning, match="trained with action masks, but predict\\(\\) got none"):
+        model.predict(obs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(obs)  # once per model
+        model.predict(obs, action_masks=np.ones((1, 10), dtype=bool))
+        DiffCatSAC("MlpPolicy", "CartPole-v1", **SMALL).predict(np.zeros(4, dtype=np.float32))  # no masks to forget
+    model.save(tmp_path / "masked")
+    loaded = DiffCatSAC.load(tmp_path / "masked", env=env)
+    with pytest.warns(UserWarning, match="got none"):  # the flag is not saved: a loaded model warns again
+        loaded.predict(obs)
+
+
 @pytest.mark.parametrize("algo", [DiffCatSAC, DiscreteSAC])
 def test_temperature_aims_at_the_entropy_of_the_valid_actions(algo):
     model = algo("MlpPolicy", PickTheMarked((6,)), learning_starts=0, seed=0, **SMALL)

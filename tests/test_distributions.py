@@ -211,6 +211,55 @@ def test_multi_factor_accepts_logits_list_and_checks_sizes():
         MultiDiffusionCategorical(torch.randn(4, 10), ACTION_DIMS, mask=torch.ones(4, 9, dtype=torch.bool))
 
 
+def test_multi_factor_mask_must_be_a_tensor():
+    import numpy as np
+
+    with pytest.raises(ValueError, match="mask must be a bool tensor, got ndarray"):
+        MultiDiffusionCategorical(torch.randn(4, 10), ACTION_DIMS, mask=np.ones((4, 10), dtype=bool))
+
+
+def test_multi_factor_expand_keeps_logits_mask_and_knobs():
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[:, 0] = False  # first action of the first factor
+    dist = MultiDiffusionCategorical(torch.randn(3, 10), ACTION_DIMS, mask=mask, sampler="gumbel_softmax", tau=0.5)
+    big = dist.expand((2, 3))
+    assert big.batch_shape == (2, 3) and big.action_dims == ACTION_DIMS
+    assert all(block.sampler == "gumbel_softmax" and block.tau == 0.5 for block in big.blocks)
+    torch.testing.assert_close(big.logits, dist.logits.expand(2, 3, 10))
+    samples = big.sample((500,))
+    assert samples.shape == (500, 2, 3, 10) and samples[..., 0].sum() == 0, "the mask travels with expand"
+    torch.testing.assert_close(big.log_prob(samples), dist.log_prob(samples))
+
+
+def test_kl_divergence_matches_one_hot_categorical_and_sums_over_factors():
+    from torch.distributions import kl_divergence
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 5, generator=gen, requires_grad=True), torch.randn(4, 5, generator=gen)
+    kl = kl_divergence(DiffusionCategorical(logits=a), DiffusionCategorical(logits=b))
+    torch.testing.assert_close(kl, kl_divergence(OneHotCategorical(logits=a), OneHotCategorical(logits=b)))
+    mask = torch.tensor([True, True, False, True, True])
+    # an action only p masks adds nothing, and its logit gets no gradient (not NaN)
+    masked_kl = kl_divergence(DiffusionCategorical(logits=a, mask=mask), DiffusionCategorical(logits=b))
+    p = torch.softmax(a.detach().masked_fill(~mask, float("-inf")), -1)
+    expected = (p * (p.clamp_min(1e-30).log() - torch.log_softmax(b, -1)) * mask).sum(-1)
+    torch.testing.assert_close(masked_kl, expected)
+    masked_kl.sum().backward()
+    assert torch.isfinite(a.grad).all() and (a.grad[:, 2] == 0).all()
+    # an action p may take and q masks: infinite, as OneHotCategorical's
+    assert torch.isinf(kl_divergence(DiffusionCategorical(logits=b), DiffusionCategorical(logits=b, mask=mask))).all()
+    # factors: the sum of each factor's KL
+    x, y = torch.randn(3, 10, generator=gen), torch.randn(3, 10, generator=gen)
+    multi_kl = kl_divergence(MultiDiffusionCategorical(x, ACTION_DIMS), MultiDiffusionCategorical(y, ACTION_DIMS))
+    per_factor = [
+        kl_divergence(OneHotCategorical(logits=xp), OneHotCategorical(logits=yp))
+        for xp, yp in zip(torch.split(x, ACTION_DIMS, -1), torch.split(y, ACTION_DIMS, -1))
+    ]
+    torch.testing.assert_close(multi_kl, sum(per_factor))
+    with pytest.raises(ValueError, match="same factors"):
+        kl_divergence(MultiDiffusionCategorical(x, ACTION_DIMS), MultiDiffusionCategorical(y, [5, 5]))
+
+
 def test_masked_entropy_has_finite_gradient():
     logits = torch.randn(4, 5, requires_grad=True)
     mask = torch.tensor([True, False, True, True, False])

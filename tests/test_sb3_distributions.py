@@ -213,3 +213,10 @@ def test_masked_entropy_and_log_prob_have_finite_gradients(space, logits):
     (dist.entropy() + dist.log_prob(dist.sample())).sum().backward()
     assert th.isfinite(logits.grad).all()
     assert th.all(logits.grad[:, -1] == 0)
+
+
+def test_masks_of_the_wrong_size_are_a_clear_error():
+    dist = make_diffcat_distribution(spaces.Discrete(2))
+    with pytest.raises(ValueError, match=r"action masks of shape \(3,\) do not fit the action logits of shape \(3, 2\)"):
+        dist.proba_distribution(th.zeros(3, 2), action_masks=np.array([True, False, True]))
+    dist.proba_distribution(th.zeros(3, 2), action_masks=np.ones(6, dtype=bool))  # flat, one per action: reshaped

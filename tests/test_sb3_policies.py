@@ -97,6 +97,11 @@ def test_invalid_sampler_raises_value_error_listing_names():
         PPO(DiffCatActorCriticPolicy, "CartPole-v1", policy_kwargs=dict(sampler="redeg"), device="cpu")
 
 
+def test_bad_sampler_knob_is_not_taken_for_ppos_n_steps():
+    with pytest.raises(ValueError, match="in policy_kwargs; their n_steps is the sampler's .* not PPO's rollout length"):
+        PPO(DiffCatActorCriticPolicy, "CartPole-v1", n_steps=64, policy_kwargs=dict(n_steps=1), device="cpu")
+
+
 # -- sb3-contrib MaskablePPO --------------------------------------------------------------------
 
 

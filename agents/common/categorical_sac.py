@@ -264,6 +264,7 @@ class CategoricalSAC(OffPolicyAlgorithm):
         self.cuda_graph = cuda_graph
         self.use_action_masks = use_action_masks
         self._last_action_masks: Optional[np.ndarray] = None
+        self._warned_predict_without_masks = False
         self.target_entropy: float = 0.0
         self.log_ent_coef: Optional[th.Tensor] = None
         self.ent_coef_optimizer: Optional[th.optim.Adam] = None
@@ -589,7 +590,18 @@ class CategoricalSAC(OffPolicyAlgorithm):
         action_masks: Optional[np.ndarray] = None,
     ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
         """SB3's ``predict``, plus sb3-contrib's ``action_masks`` (bools ``(n_obs, sum(K_i))``, False
-        = never chosen), so sb3-contrib's maskable ``evaluate_policy`` works as with MaskablePPO."""
+        = never chosen), so sb3-contrib's maskable ``evaluate_policy`` works as with MaskablePPO.
+        A masked agent asked without masks (SB3's ``evaluate_policy`` or ``EvalCallback`` ask so)
+        acts on every action, as MaskablePPO does; it warns once."""
+        if self.use_action_masks and action_masks is None and not self._warned_predict_without_masks:
+            self._warned_predict_without_masks = True
+            warnings.warn(
+                f"{type(self).__name__} was trained with action masks, but predict() got none, so it may choose "
+                "masked actions. Pass action_masks= (sb3-contrib's maskable evaluate_policy and MaskableEvalCallback "
+                "do; SB3's evaluate_policy and EvalCallback do not).",
+                UserWarning,
+                stacklevel=2,
+            )
         return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
 
     def learn(
@@ -616,8 +628,9 @@ class CategoricalSAC(OffPolicyAlgorithm):
         # The network views (actor, critic, parameter lists) and compiled functions are rebuilt by
         # _setup_model on load; the weights travel in the policy's state dict.
         views = ["actor", "critic", "critic_target", "policy_params", "critic_params", "critic_target_params"]
-        rebuilt = ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn", "_graphed_step", "_last_action_masks"]
-        return super()._excluded_save_params() + views + rebuilt
+        rebuilt = ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn", "_graphed_step"]
+        per_run = ["_last_action_masks", "_warned_predict_without_masks"]
+        return super()._excluded_save_params() + views + rebuilt + per_run
 
     def _get_torch_save_params(self) -> Tuple[List[str], List[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]

@@ -40,8 +40,16 @@ def check_sampler_knobs(sampler: str, n_steps: int, t_1: float, tau: float) -> d
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     :raises ValueError: unknown sampler name (the message lists the valid ones) or a bad knob.
     """
-    make_sampler(sampler, n_steps=n_steps, t_1=t_1, tau=tau)
-    return dict(sampler=sampler, n_steps=n_steps, t_1=t_1, tau=tau)
+    knobs = dict(sampler=sampler, n_steps=n_steps, t_1=t_1, tau=tau)
+    try:
+        make_sampler(sampler, n_steps=n_steps, t_1=t_1, tau=tau)
+    except ValueError as error:
+        # PPO and A2C have an n_steps of their own (the rollout length): say which one was wrong
+        raise ValueError(
+            f"invalid sampler settings {knobs} (a policy takes them in policy_kwargs; their n_steps is the "
+            f"sampler's number of noise levels, not PPO's rollout length): {error}"
+        ) from None
+    return knobs
 
 
 def draw_categorical(probs: th.Tensor) -> th.Tensor:
@@ -104,7 +112,13 @@ class DiffCatDistributionMixin:
         logits = self._action_logits
         mask = None
         if masks is not None:
-            mask = th.as_tensor(masks, dtype=th.bool, device=logits.device).reshape(logits.shape)
+            mask = th.as_tensor(masks, dtype=th.bool, device=logits.device)
+            if mask.numel() != logits.numel():
+                raise ValueError(
+                    f"action masks of shape {tuple(mask.shape)} do not fit the action logits of shape "
+                    f"{tuple(logits.shape)}: one bool per action (the factors' masks concatenated), per env"
+                )
+            mask = mask.reshape(logits.shape)
         self.distribution = self._make_distribution(logits, mask)
 
     def log_prob(self, actions: th.Tensor) -> th.Tensor:
