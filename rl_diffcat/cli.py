@@ -399,6 +399,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         print(f"rl-diffcat {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = {
+            "compare": "re-run the same command: finished runs are skipped and the others go on from their checkpoints",
+            "train": "a run started with --checkpoint-freq goes on from its last checkpoint when re-run with --resume",
+        }.get(args.command)
+        print(f"rl-diffcat {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pandas as pd
 import pytest
@@ -207,6 +208,24 @@ def test_a_locked_run_that_has_not_checkpointed_yet_is_in_progress(tmp_path, mon
     assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": None}
     write_results([status], results)
     assert "in progress: last evaluation 9.0 at step 0 of" in open(os.path.join(results, "summary.md")).read()
+
+
+def test_a_run_another_compare_finishes_meanwhile_is_reported_finished(tmp_path, monkeypatch):
+    """The compare that ends last writes the report: a run the other one held and has finished since
+    is tabulated with its final return, not as in progress."""
+    results = str(tmp_path / "results")
+    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2)
+    folder = run_dir(results, spec)
+    os.makedirs(folder)
+    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a locked run must not be started"))
+    finished = threading.Event()
+    summary = {"final_mean_return": 42.0}
+    monkeypatch.setattr(runner, "read_done", lambda results_dir, spec: summary if finished.is_set() else None)
+    real_read_holder = runner.read_holder
+    monkeypatch.setattr(runner, "read_holder", lambda folder: (finished.set(), real_read_holder(folder))[1])
+    with RunLock.acquire(folder):  # the other compare, which finishes the run while this one looks
+        (status,) = run_compare([spec], results, log=lambda line: None)
+    assert status["status"] == "skipped" and status["summary"] == summary
 
 
 def test_train_cli_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):

@@ -367,3 +367,28 @@ def test_envs_lists_every_id_with_its_space_masks_and_extra(monkeypatch, capsys)
     out = capsys.readouterr().out
     assert "rl_diffcat/HalfCheetah-Discrete-v0  [extra mujoco: not installed, pip install 'rl-diffcat[mujoco]']" in out
     assert "rl_diffcat/PolyProg-D4-v0\n" in out  # --no-spaces: ids only
+
+
+@pytest.mark.parametrize("command, hint", [("compare", "finished runs are skipped"), ("train", "--resume")])
+def test_ctrl_c_ends_with_a_line_saying_how_to_go_on(command, hint, monkeypatch, capsys):
+    import rl_diffcat.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._COMMANDS, command, interrupted)
+    argv = [command, "--algos", "ppo"] if command == "compare" else [command, ENV, "--algo", "ppo"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"rl-diffcat {command}: interrupted; ") and hint in err and "Traceback" not in err
+
+
+def test_a_missing_module_behind_an_env_is_a_usage_error(monkeypatch, capsys):
+    import gymnasium as gym
+
+    def make(env_id, **kwargs):
+        raise ModuleNotFoundError("No module named 'jax'")
+
+    monkeypatch.setattr(gym, "make", make)
+    assert main(["train", ENV, "--algo", "ppo", "--steps", "10"]) == 2
+    assert f"{ENV} needs an optional dependency: No module named 'jax'" in capsys.readouterr().err

@@ -188,3 +188,15 @@ def test_write_results_draws_final_scores_of_the_finished_runs_the_summary_aggre
     in_progress = [status for status in statuses if status["status"] == "in progress"]
     written = write_results(in_progress, str(tmp_path / "none_finished"))
     assert not any(path.endswith("final_scores.png") for path in written["png"])
+
+
+def test_a_report_removes_the_figures_of_an_earlier_report_it_does_not_redraw(tmp_path):
+    results = str(tmp_path)
+    statuses = _statuses(results)
+    write_results(statuses, results)
+    in_progress = [status for status in statuses if status["status"] == "in progress"]
+    written = write_results(in_progress, results)  # say, --report-only for other seeds: nothing finished
+    assert sorted(os.listdir(results)) == sorted(
+        ["eval_curves.csv", "runs.csv", "summary.md", "runs"] + [os.path.basename(path) for path in written["png"]]
+    )
+    assert "final_scores.png" not in os.listdir(results)

@@ -202,7 +202,7 @@ def action_space_of(env_id: str) -> spaces.Space:
     check_env_id(env_id)
     try:
         env = gym.make(env_id)
-    except gym.error.DependencyNotInstalled as error:
+    except (gym.error.DependencyNotInstalled, ImportError) as error:  # gymnasium's, or a bare missing module
         raise ValueError(f"{env_id} needs an optional dependency: {error} (or pip install 'rl-diffcat[all]')") from error
     action_space = env.action_space
     env.close()

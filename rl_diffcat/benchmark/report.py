@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -203,4 +204,7 @@ def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str, overlay:
     finals = final_scores(runs)
     if not finals.empty:
         written["png"].append(plot_final_scores(finals, os.path.join(results_dir, "final_scores.png")))
+    for stale in glob.glob(os.path.join(results_dir, "learning_curves_*.png")) + glob.glob(os.path.join(results_dir, "final_scores.png")):
+        if stale not in written["png"]:  # an earlier report's figure of runs this one does not show
+            os.remove(stale)
     return written

@@ -600,4 +600,9 @@ def run_compare(
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(run_one, pending))
+    for index, status in enumerate(statuses):  # another compare may have finished a run it held meanwhile
+        if status is not None and status["status"] in ("in progress", "missing"):
+            done = read_done(results_dir, status["spec"])
+            if done is not None:
+                statuses[index] = {**status, "status": "skipped", "summary": done}
     return [status for status in statuses if status is not None]
