@@ -211,6 +211,10 @@ def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys
     assert [status["status"] for status in statuses] == ["skipped", "skipped", "failed"]
     out = capsys.readouterr().out
     assert "1 failed, 0 missing" in out and "FAILED" in out and "not_a_ppo_argument" in out
+    # the failure belongs to its configuration: the same seed without the bad override never ran
+    plain = RunSpec(ENV, "ppo", 7, 300, 150, 2)
+    assert run_dir(results, plain) == run_dir(results, broken)
+    assert run_compare([plain], results, report_only=True)[0]["status"] == "missing"
 
 
 @pytest.mark.parametrize(

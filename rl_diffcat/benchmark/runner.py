@@ -382,7 +382,7 @@ def _unfinished_status(results_dir: str, spec: RunSpec, training_elsewhere: bool
     ``training_elsewhere`` (another compare holds its lock) and it has evaluated at least once."""
     state = read_resumable(results_dir, spec)
     log_path = os.path.join(run_dir(results_dir, spec), "log.txt")
-    failure = None if training_elsewhere else read_failure(run_dir(results_dir, spec))
+    failure = None if training_elsewhere else read_failure(results_dir, spec)
     if failure is not None:
         return {"spec": spec, "status": "failed", "summary": None, "log": log_path, "error": failure}
     if state is not None:
@@ -432,12 +432,16 @@ def train_command(
 FAILED_MARKER = "failed.json"  # written beside a run whose training process failed; removed when it starts again
 
 
-def read_failure(folder: str) -> Optional[str]:
-    """Why the last training process of the run in ``folder`` failed, or None (no failure recorded)."""
+def read_failure(results_dir: str, spec: RunSpec) -> Optional[str]:
+    """Why the last training process of ``spec``'s run failed, or None: no failure recorded, or one
+    of another configuration (say, with ``--hyperparams`` this report is not given)."""
     try:
-        with open(os.path.join(folder, FAILED_MARKER)) as file:
-            return str(json.load(file)["reason"])
-    except (OSError, ValueError, KeyError, TypeError):
+        with open(os.path.join(run_dir(results_dir, spec), FAILED_MARKER)) as file:
+            failure = json.load(file)
+        if failure.get("config", spec.config()) != spec.config():  # markers without a config: older compares
+            return None
+        return str(failure["reason"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -591,7 +595,7 @@ def run_compare(
                 else "it finished, but its hyperparameters no longer match the yml files (edited during the run?)"
             )
             with open(os.path.join(folder, FAILED_MARKER), "w") as file:  # so that --report-only says so later
-                json.dump({"reason": reason}, file)
+                json.dump({"reason": reason, "config": spec.config()}, file)
             finish(index, {"spec": spec, "status": "failed", "summary": None, "log": log_path}, f"FAILED {spec.label} ({reason}) -- see {log_path}")
 
     if jobs == 1:
