@@ -24,7 +24,16 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from rl_diffcat import __version__
-from rl_diffcat.benchmark.algos import ALGOS, action_space_of, algo_label, check_action_space, default_model_path, load_yaml, parse_algo
+from rl_diffcat.benchmark.algos import (
+    ALGOS,
+    action_space_of,
+    algo_label,
+    check_action_space,
+    check_hyperparams,
+    default_model_path,
+    load_yaml,
+    parse_algo,
+)
 from rl_diffcat.benchmark.presets import COMPARE_DEFAULTS, PRESETS
 
 
@@ -277,7 +286,15 @@ def _compare(args: argparse.Namespace) -> int:
         overrides=_parse_overrides(args.hyperparams),
         log=lambda line: print(line, flush=True),
     )
-    left_out = len(config["envs"]) * len(config["algos"]) - len({(spec.env_id, spec.algo) for spec in specs})
+    pairs = list(dict.fromkeys((spec.env_id, spec.algo) for spec in specs))
+    overrides = _parse_overrides(args.hyperparams)
+    for env_id, algo in pairs:  # refuse an override some algo does not take before anything trains
+        try:
+            check_hyperparams(algo, env_id, overrides)
+        except ValueError as error:
+            hint = "; --hyperparams apply to every algo of a compare: give this one to a compare of the algos that take it"
+            raise ValueError(f"{error}{hint if overrides else ''}") from None
+    left_out = len(config["envs"]) * len(config["algos"]) - len(pairs)
     print(
         f"compare: {len(specs)} runs ({len(config['envs'])} envs x {len(config['algos'])} algos x {config['seeds']} seeds"
         + (f" from seed {args.first_seed}" if args.first_seed else "")

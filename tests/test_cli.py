@@ -396,3 +396,12 @@ def test_a_missing_module_behind_an_env_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.setattr(gym, "make", make)
     assert main(["train", ENV, "--algo", "ppo", "--steps", "10"]) == 2
     assert f"{ENV} needs an optional dependency: No module named 'jax'" in capsys.readouterr().err
+
+
+def test_compare_refuses_an_override_one_of_its_algos_does_not_take_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "run_compare", lambda *args, **kwargs: pytest.fail("nothing may train"))
+    argv = ["compare", "--algos", "diffcat-sac", "ppo", "--steps", "300", "--results", str(tmp_path)]
+    assert main(argv + ["--hyperparams", "target_entropy_scale=0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "ppo on CartPole-v1: PPO has no hyperparameter 'target_entropy_scale'" in err
+    assert "--hyperparams apply to every algo of a compare" in err

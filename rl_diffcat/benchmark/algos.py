@@ -431,11 +431,7 @@ def make_model(
     """
     spec, _ = parse_algo(algo)
     check_action_space(spec, env_id, action_space_of(env_id))
-    kwargs = _resolve(params)
-    for key in RUN_KEYS:
-        kwargs.pop(key, None)
-    algo_class = _algo_class(spec)
-    _check_known_arguments(algo_class, kwargs)
+    algo_class, kwargs = _algo_arguments(algo, params)
     env = make_training_env(env_id, params, seed)
     try:
         check_algo_fits(algo_class, env)
@@ -451,6 +447,31 @@ def make_model(
         verbose=verbose,
         **kwargs,
     )
+
+
+def _algo_arguments(algo: str, params: Dict[str, Any]) -> Tuple[type, Dict[str, Any]]:
+    """The algorithm class and its constructor arguments from ``params`` (the run keys taken out);
+    a name the class does not take is a ValueError naming the closest ones."""
+    kwargs = _resolve(params)
+    for key in RUN_KEYS:
+        kwargs.pop(key, None)
+    algo_class = _algo_class(parse_algo(algo)[0])
+    _check_known_arguments(algo_class, kwargs)
+    return algo_class, kwargs
+
+
+def check_hyperparams(algo: str, env_id: str, overrides: Optional[Dict[str, Any]] = None) -> None:
+    """Raise a ValueError now if ``algo`` would refuse its hyperparameters on ``env_id`` (a yml typo,
+    or an override another algo of the same compare takes), before any run starts.
+
+    :param algo: an algo name (``ALGO[:SAMPLER]``).
+    :param env_id: the env, whose yml entry applies.
+    :param overrides: the ``--hyperparams`` given.
+    """
+    try:
+        _algo_arguments(algo, load_hyperparams(algo, env_id, overrides=overrides))
+    except ValueError as error:
+        raise ValueError(f"{algo} on {env_id}: {error}") from None
 
 
 def _check_known_arguments(algo_class: type, kwargs: Dict[str, Any]) -> None:
