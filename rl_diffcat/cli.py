@@ -276,6 +276,7 @@ def _compare(args: argparse.Namespace) -> int:
         "overlay": args.overlay,
     }
     config.update({key: value for key, value in given.items() if value is not None})
+    overrides = _parse_overrides(args.hyperparams)
     specs = plan_runs(
         config["envs"],
         config["algos"],
@@ -283,11 +284,10 @@ def _compare(args: argparse.Namespace) -> int:
         steps=config["steps"],
         eval_freq=config["eval_freq"],
         n_eval_episodes=config["eval_episodes"],
-        overrides=_parse_overrides(args.hyperparams),
+        overrides=overrides,
         log=lambda line: print(line, flush=True),
     )
     pairs = list(dict.fromkeys((spec.env_id, spec.algo) for spec in specs))
-    overrides = _parse_overrides(args.hyperparams)
     for env_id, algo in pairs:  # refuse an override some algo does not take before anything trains
         try:
             check_hyperparams(algo, env_id, overrides)
