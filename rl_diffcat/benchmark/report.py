@@ -88,6 +88,13 @@ def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
 
 
+def _finite_returns(finished: pd.DataFrame) -> Tuple[pd.DataFrame, int]:
+    """The finished runs whose final return is finite (a diverged run is left out of every aggregate),
+    and how many were left out (the summary says so)."""
+    finite = np.isfinite(finished["final_mean_return"].to_numpy(dtype=float))
+    return finished[finite], int((~finite).sum())
+
+
 def final_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """The final returns the summary aggregates: finished runs whose return is finite.
 
@@ -95,14 +102,12 @@ def final_scores(runs: pd.DataFrame) -> pd.DataFrame:
     :return: rows ``env, algo, seed, final_return`` (the input to
         :func:`~rl_diffcat.benchmark.plots.plot_final_scores`).
     """
-    finished = runs[runs["status"].isin(FINISHED)]
-    finished = finished[np.isfinite(finished["final_mean_return"].to_numpy(dtype=float))]
+    finished, _ = _finite_returns(runs[runs["status"].isin(FINISHED)])
     return finished.rename(columns={"final_mean_return": "final_return"})[["env", "algo", "seed", "final_return"]]
 
 
 def _fmt(value: float, digits: int = 1) -> str:
     return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
-
 
 
 def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
@@ -138,9 +143,8 @@ def markdown_summary(runs: pd.DataFrame, n_resamples: int = 10_000) -> str:
             if done.empty:
                 lines.append(f"| {algo} | 0 of {len(group)} | {group['steps'].iloc[0]} | no finished run | n/a | n/a | n/a | n/a |")
                 continue
-            finite = np.isfinite(done["final_mean_return"].to_numpy(dtype=float))
-            diverged = f" ({int((~finite).sum())} NaN/inf left out)" if not finite.all() else ""
-            done = done[finite]
+            done, n_diverged = _finite_returns(done)
+            diverged = f" ({n_diverged} NaN/inf left out)" if n_diverged else ""
             if done.empty:
                 lines.append(f"| {algo} | 0 of {len(group)}{diverged} | {group['steps'].iloc[0]} | no finite final return | n/a | n/a | n/a | n/a |")
                 continue
