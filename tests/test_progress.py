@@ -27,7 +27,7 @@ def test_progress_line_uses_the_speed_of_the_last_interval():
     # The interval 0 -> 10k was random steps: its speed says nothing of the time left.
     assert progress_line("run", rows[:2], 300_000, warmup_steps=10_000) == (
         "run: step 10000/300000 (3%), eval -120.0, 1666.7 env-steps/s"
-        " (random steps before learning starts at 10000: no time estimate yet)"
+        " (this interval holds random steps from before learning started at 10000: no time estimate yet)"
     )
     assert progress_line("run", rows, 300_000, warmup_steps=10_000).endswith("10.0 env-steps/s, about 7h46m left")
 

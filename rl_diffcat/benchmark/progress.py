@@ -74,7 +74,7 @@ def progress_line(name: str, rows: List[Dict[str, float]], total_steps: int, war
             rate = steps / seconds
             line += f", {rate:.1f} env-steps/s"
             if rows[-2]["step"] < warmup_steps:
-                line += f" (random steps before learning starts at {warmup_steps}: no time estimate yet)"
+                line += f" (this interval holds random steps from before learning started at {warmup_steps}: no time estimate yet)"
             else:
                 line += f", about {format_duration(max(total_steps - step, 0) / rate)} left"
     return line
