@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rl_diffcat.benchmark.plots import _draw_curves, _stops_short, curve_with_band
+from rl_diffcat.benchmark.plots import _default_title, _draw_curves, _stops_short, curve_with_band
 from rl_diffcat.benchmark.report import write_results
 from rl_diffcat.benchmark.runner import RunSpec, run_dir
 
@@ -85,6 +85,14 @@ def test_legend_marks_only_runs_short_of_their_budget_when_budgets_are_known():
     budgets = {("E", algo): 50_000 for algo in ("ppo", "diffcat-sac", "sac")}
     assert _legend(groups, budgets) == ["diffcat-sac (1 seed)", "ppo (1 seed)", "sac (1 seed, to 20k)"]
     assert _legend(groups)[0] == "diffcat-sac (1 seed, to 50k)"  # from the curves alone it looks unfinished
+
+
+def test_title_names_the_seed_count_and_no_band_for_one_seed():
+    assert _default_title("CartPole-v1", {5}) == "CartPole-v1: mean deterministic eval return, 95% bootstrap CI (5 seeds)"
+    assert _default_title("CartPole-v1", {2, 5}).endswith("(seeds per line in legend)")
+    assert _default_title("rl_diffcat/MinAtar-SpaceInvaders-v0", {1}) == (
+        "rl_diffcat/MinAtar-SpaceInvaders-v0:\ndeterministic eval return (1 seed: no band)"
+    )
 
 
 def _statuses(results):

@@ -74,6 +74,20 @@ def _draw_curves(ax, groups, in_progress: Callable[[pd.DataFrame], bool]) -> set
     return seed_counts
 
 
+def _default_title(title_prefix: str, seed_counts: set) -> str:
+    """``ENV: mean deterministic eval return, 95% bootstrap CI (5 seeds)``; with one seed per line
+    there is no band to name."""
+    if seed_counts == {1}:
+        return f"{title_prefix}{_title_separator(title_prefix)}deterministic eval return (1 seed: no band)"
+    seeds_text = f"{next(iter(seed_counts))} seeds" if len(seed_counts) == 1 else "seeds per line in legend"
+    return f"{title_prefix}{_title_separator(title_prefix)}mean deterministic eval return, 95% bootstrap CI ({seeds_text})"
+
+
+def _title_separator(title_prefix: str) -> str:
+    """A line break after a long env id, so the title fits the figure."""
+    return ":\n" if len(title_prefix) > 30 else ": "
+
+
 def _figure(draw, title_prefix: str, title: Optional[str], path: str) -> str:
     import matplotlib
 
@@ -83,9 +97,7 @@ def _figure(draw, title_prefix: str, title: Optional[str], path: str) -> str:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     seed_counts = draw(ax)
-    seeds_text = f"{seed_counts.pop()} seeds" if len(seed_counts) == 1 else "seeds per line in legend"
-    separator = ":\n" if len(title_prefix) > 30 else ": "
-    ax.set_title(title or f"{title_prefix}{separator}mean deterministic eval return, 95% bootstrap CI ({seeds_text})", fontsize=10)
+    ax.set_title(title or _default_title(title_prefix, seed_counts), fontsize=10)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
     ax.grid(alpha=0.3)
