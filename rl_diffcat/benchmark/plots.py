@@ -76,16 +76,12 @@ def _draw_curves(ax, groups, in_progress: Callable[[pd.DataFrame], bool]) -> set
 
 def _default_title(title_prefix: str, seed_counts: set) -> str:
     """``ENV: mean deterministic eval return, 95% bootstrap CI (5 seeds)``; with one seed per line
-    there is no band to name."""
+    there is no band to name. A long env id is followed by a line break, so the title fits."""
+    separator = ":\n" if len(title_prefix) > 30 else ": "
     if seed_counts == {1}:
-        return f"{title_prefix}{_title_separator(title_prefix)}deterministic eval return (1 seed: no band)"
+        return f"{title_prefix}{separator}deterministic eval return (1 seed: no band)"
     seeds_text = f"{next(iter(seed_counts))} seeds" if len(seed_counts) == 1 else "seeds per line in legend"
-    return f"{title_prefix}{_title_separator(title_prefix)}mean deterministic eval return, 95% bootstrap CI ({seeds_text})"
-
-
-def _title_separator(title_prefix: str) -> str:
-    """A line break after a long env id, so the title fits the figure."""
-    return ":\n" if len(title_prefix) > 30 else ": "
+    return f"{title_prefix}{separator}mean deterministic eval return, 95% bootstrap CI ({seeds_text})"
 
 
 def _figure(draw, title_prefix: str, title: Optional[str], path: str) -> str:
