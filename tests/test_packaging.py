@@ -51,3 +51,32 @@ def test_console_script_runs():
     assert out.returncode == 0 and "train" in out.stdout
     out = subprocess.run([sys.executable, "-m", "rl_diffcat.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"rl-diffcat {rl_diffcat.__version__}"
+
+
+def readme_commands() -> list:
+    """The bash blocks that open the README: the install+main-job command, then the test command."""
+    text = (ROOT / "README.md").read_text()
+    blocks = text.split("```bash\n")[1:3]
+    return [block.split("```")[0].strip() for block in blocks]
+
+
+def test_ci_runs_the_readme_test_command_in_a_venv_it_creates():
+    """CI proves a new user's machine works only if it runs the README's own command, in a
+    virtual environment it made itself (a package installed by hand on the CI machine once hid
+    rl-zoo3's missing ``requests``)."""
+    main_job, test_command = readme_commands()
+    assert "rl-diffcat compare" in main_job and "pytest" in test_command
+    assert 'torch==2.13.0' in main_job and 'torch==2.13.0' in test_command  # the CPU build on disk
+    ci = (ROOT / ".ci" / "run").read_text()
+    lines = [line.strip() for line in ci.splitlines()]
+    assert test_command in lines
+    venv_line = next(i for i, line in enumerate(lines) if "-m venv" in line)
+    activate_line = next(i for i, line in enumerate(lines) if line.startswith("source") and "bin/activate" in line)
+    assert venv_line < activate_line < lines.index(test_command)
+
+
+def test_rl_zoo3_enjoy_imports():
+    """``python -m rl_diffcat.zoo enjoy`` imports rl-zoo3's enjoy, which needs ``requests``
+    (the ``zoo`` extra installs it)."""
+    pytest.importorskip("rl_zoo3")
+    import rl_zoo3.enjoy  # noqa: F401
