@@ -17,14 +17,6 @@ from torch.distributions import Distribution, constraints, kl_divergence, regist
 from rl_diffcat.samplers import make_sampler, one_hot_like, prepare_logits, sample_index, sample_one_hot, valid_actions
 
 
-def _shift_to_float32_range(logits: Tensor) -> Tensor:
-    """``logits`` with each row's largest finite entry moved to 0 (the law is unchanged). The
-    checks and samplers work in float32, where a finite float64 logit past float32's range
-    (|x| > 3.4e38) would turn into an infinity: refused as +inf, or taken for a masked action."""
-    top = torch.where(torch.isfinite(logits), logits, float("-inf")).amax(-1, keepdim=True)
-    return logits - torch.where(torch.isfinite(top), top, 0.0).detach()
-
-
 class DiffusionCategorical(Distribution):
     """Categorical distribution over one-hot vectors with a pathwise ``rsample``.
 
@@ -33,9 +25,9 @@ class DiffusionCategorical(Distribution):
     :param mask: bool tensor broadcastable to ``(..., K)``; False = invalid action (never sampled,
         zero probability, zero gradient). ``-inf`` logits are masked too.
     :param n_steps: ReDGE number of noise levels (>= 2); ignored by samplers without it.
-    :param t_1: ReDGE stopping level in (0, 0.9999); ignored by samplers without it.
+    :param t_1: ReDGE stopping level in [1e-4, 0.9999); ignored by samplers without it.
     :param sampler: name in :data:`rl_diffcat.samplers.SAMPLERS`.
-    :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
+    :param tau: temperature in [1e-4, 1e4] of ``gumbel_softmax``/``reinmax``/``reindge``.
     :param generator: optional ``torch.Generator`` used by ``rsample``/``sample``.
     :param validate_args: check parameters (NaN, masks) and ``log_prob`` values.
     """
@@ -65,12 +57,12 @@ class DiffusionCategorical(Distribution):
             # -inf where a prob is 0 (a masked action): log(0) would give the other probs NaN gradients
             logits = torch.where(probs > 0, probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), float("-inf"))
         check = Distribution._validate_args if validate_args is None else validate_args
-        if logits.dtype == torch.float64:
-            logits = _shift_to_float32_range(logits)
         masked = prepare_logits(logits, mask, validate_args=check)
         self.mask = valid_actions(masked)
         if logits.dtype == torch.float64:  # normalize at the input's precision, not the samplers' float32
             masked = logits.masked_fill(~self.mask, float("-inf"))
+            # the largest valid logit to 0 first: at 1e39, log(2) is below float64's resolution
+            masked = masked - masked.amax(-1, keepdim=True).detach()
         self.logits = (masked - masked.logsumexp(-1, keepdim=True)).to(logits.dtype)
         if self.logits.dtype in (torch.float16, torch.bfloat16):
             # a log-probability below the dtype's range is -inf: that action has probability 0 too

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import numbers
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -133,20 +132,37 @@ def check_n_steps(n_steps: int) -> None:
 NOISE_END_SIGNAL = 1e-4
 
 
+#: Smallest stopping level ``t_1``. The chain's last denoising step scales ``x_1`` by
+#: ``(1 - t_1) / t_1^2`` (1e8 at 1e-4, and gradients by as much): towards 0 this overflows float32
+#: (``t_1 = 1e-17`` gave ``1 - (1 - t_1) = 0`` and NaN samples).
+MIN_T_1 = 1e-4
+
+#: Temperatures ``tau`` allowed. The relaxation's gradient scales with ``1 / tau`` and overflows
+#: float32 as ``tau -> 0``; at 1e-4 the relaxation is already an argmax for logits 1e-2 apart, and at
+#: 1e4 almost uniform.
+TAU_RANGE = (1e-4, 1e4)
+
+
 def check_t_1(t_1: float) -> None:
-    """Raise ``ValueError`` unless ``0 < t_1 < 1 - NOISE_END_SIGNAL``: the stopping level must sit
-    above the chain's noisy end, or the chain would run towards more noise."""
-    if not is_number(t_1) or not (0.0 < float(t_1) < 1.0 - NOISE_END_SIGNAL):
+    """Raise ``ValueError`` unless ``MIN_T_1 <= t_1 < 1 - NOISE_END_SIGNAL``: the stopping level must
+    sit above the chain's noisy end (or the chain would run towards more noise) and far enough from
+    clean data for the last denoising step to stay finite in float32."""
+    if not is_number(t_1) or not (MIN_T_1 <= float(t_1) < 1.0 - NOISE_END_SIGNAL):
         raise ValueError(
-            f"t_1 must be a number in the open interval (0, {1.0 - NOISE_END_SIGNAL:g}) (the chain starts at signal level "
-            f"{NOISE_END_SIGNAL:g}, and t_1 = 1 - its stopping signal level), got {t_1!r}"
+            f"t_1 must be a number in [{MIN_T_1:g}, {1.0 - NOISE_END_SIGNAL:g}) (the chain starts at signal level "
+            f"{NOISE_END_SIGNAL:g}, and t_1 = 1 - its stopping signal level; the last step scales by (1 - t_1) / t_1^2, "
+            f"which overflows float32 as t_1 -> 0), got {t_1!r}"
         )
 
 
 def check_tau(tau: float) -> None:
-    """Raise ``ValueError`` unless ``tau > 0``."""
-    if not is_number(tau) or not (float(tau) > 0.0) or math.isinf(tau):
-        raise ValueError(f"tau (temperature) must be a finite number > 0, got {tau!r}")
+    """Raise ``ValueError`` unless ``tau`` is a number in :data:`TAU_RANGE`."""
+    low, high = TAU_RANGE
+    if not is_number(tau) or not (low <= float(tau) <= high):
+        raise ValueError(
+            f"tau (temperature) must be a number in [{low:g}, {high:g}] (the gradient scales with 1 / tau and "
+            f"overflows float32 as tau -> 0), got {tau!r}"
+        )
 
 
 def prepare_logits(
@@ -181,6 +197,8 @@ def prepare_logits(
                 f"{tuple(logits.shape)}; it must have the same shape (or broadcast to it)"
             )
     validate = _VALIDATE_DEFAULT if validate_args is None else validate_args
+    if logits.dtype == torch.float64:
+        logits = _shift_to_float32_range(logits, mask)
     x = logits.float()
     if validate:
         if torch.isnan(x).any():
@@ -195,6 +213,25 @@ def prepare_logits(
             "each row needs at least one valid action"
         )
     return masked
+
+
+def _shift_to_float32_range(logits: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Float64 ``logits`` with each row's largest finite valid entry moved to 0 (the law and the
+    gradient are unchanged: the shift is a constant). The samplers work in float32, where a finite
+    float64 logit past float32's range (|x| > 3.4e38) would turn into an infinity: refused as +inf,
+    or taken for a masked action. Masked entries take no part in the maximum (a huge masked logit
+    would push every valid one to -inf)."""
+    keep = torch.isfinite(logits)
+    if mask is not None:
+        keep = keep & mask.to(logits.device)
+    top = torch.where(keep, logits, float("-inf")).amax(-1, keepdim=True)
+    return logits - torch.where(torch.isfinite(top), top, 0.0).detach()
+
+
+def _shift_max_to_zero(logits: Tensor) -> Tensor:
+    """``logits`` minus each row's maximum (a constant for autograd): dividing the result by a small
+    temperature cannot overflow to +inf (``1e30 / 1e-4`` would, and softmax gives NaN on +inf)."""
+    return logits - logits.amax(-1, keepdim=True).detach()
 
 
 def valid_actions(masked_logits: Tensor) -> Tensor:
@@ -233,7 +270,7 @@ def _reinmax_correction(hard: Tensor, logits: Tensor, mask: Tensor, tau: float) 
         out  = D + (2 pi_1 - pi_0 / 2) - stopgrad(2 pi_1 - pi_0 / 2)
     """
     pi_0 = logits.softmax(-1)
-    pi_1 = 0.5 * (hard + (logits / tau).softmax(-1))
+    pi_1 = 0.5 * (hard + (_shift_max_to_zero(logits) / tau).softmax(-1))
     shift = torch.where(mask, pi_1.log() - logits, torch.zeros_like(logits)).detach()
     pi_1 = (shift + logits).softmax(-1)
     return _straight_through(hard, 2.0 * pi_1 - 0.5 * pi_0)
@@ -361,7 +398,7 @@ def redge(
 
     :param logits: unnormalized log-probabilities, shape ``(..., K)``.
     :param n_steps: number of noise levels (``n_steps - 1`` DDIM steps), >= 2.
-    :param t_1: stopping noise level in (0, 1); larger = smoother, more biased gradients.
+    :param t_1: stopping noise level in [1e-4, 0.9999) (:data:`MIN_T_1`); larger = smoother, more biased gradients.
     :param hard: return a one-hot sample with the soft sample's gradient (else the soft sample).
     :return: tensor shaped like ``logits``.
     """
@@ -446,12 +483,12 @@ def gumbel_softmax(
 
         soft = softmax((logits + G) / tau),  G ~ Gumbel(0, 1);   hard = one_hot(argmax(soft))
 
-    :param tau: temperature > 0; smaller = closer to one-hot, higher-variance gradients.
+    :param tau: temperature in [1e-4, 1e4] (:data:`TAU_RANGE`); smaller = closer to one-hot, higher-variance gradients.
     """
     check_tau(tau)
     masked = prepare_logits(logits, mask, validate_args)
     expo = torch.empty_like(masked).exponential_(generator=generator).clamp_min_(1e-30)
-    soft = ((masked - expo.log()) / tau).softmax(-1)
+    soft = (_shift_max_to_zero(masked - expo.log()) / tau).softmax(-1)
     if not hard:
         return soft.to(logits.dtype)
     return _straight_through(one_hot_like(soft, soft.argmax(-1)), soft).to(logits.dtype)
@@ -470,7 +507,7 @@ def reinmax(
 
     ReinMax only defines a hard estimator, so ``hard=False`` raises ``ValueError``.
 
-    :param tau: temperature > 0 of the ``softmax(logits / tau)`` term (1.0 in the paper's default).
+    :param tau: temperature in [1e-4, 1e4] of the ``softmax(logits / tau)`` term (1.0 in the paper's default).
     """
     check_tau(tau)
     if not hard:

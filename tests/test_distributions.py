@@ -93,6 +93,18 @@ def test_float64_logits_past_float32_range_keep_their_law():
         DiffusionCategorical(logits=torch.tensor([0.0, float("inf")], dtype=torch.float64))
 
 
+def test_float64_shift_into_float32_range_ignores_masked_logits():
+    """A huge masked-out logit set the shift: the valid ones went to -1e17 in float32, and the law
+    was uniform over them ([0.5, 0.5] instead of softmax([0, 2]) = [0.119, 0.881])."""
+    logits = torch.tensor([0.0, 2.0, 1e17], dtype=torch.float64)
+    dist = DiffusionCategorical(logits=logits, mask=torch.tensor([True, True, False]))
+    expected = torch.tensor([0.0, 2.0]).double().softmax(-1)
+    torch.testing.assert_close(dist.probs[:2], expected, rtol=1e-12, atol=0)
+    assert dist.probs[2] == 0 and dist.mask.tolist() == [True, True, False]
+    x = dist.rsample((20_000,))
+    assert x[:, 2].sum() == 0 and x[:, 1].mean().item() == pytest.approx(0.881, abs=0.01)
+
+
 def test_half_precision_log_probs_below_range_count_as_zero_probability():
     dist = DiffusionCategorical(logits=torch.tensor([6e4, -6e4], dtype=torch.float16))
     assert dist.logits[1] == float("-inf") and not dist.mask[1]

@@ -303,6 +303,13 @@ def test_nan_logits_raise_unless_validation_is_off(name):
         ("gumbel_softmax", {"tau": 0.0}, "tau"),
         ("reinmax", {"tau": -1.0}, "tau"),
         ("reindge", {"tau": 0.0}, "tau"),
+        # below the ranges' edges the float32 arithmetic overflowed: NaN samples (issue #34)
+        ("redge", {"t_1": 1e-17}, r"t_1 must be a number in \[0.0001, 0.9999\)"),
+        ("redge_cov", {"t_1": 9.9e-5}, "t_1"),
+        ("reindge", {"t_1": 1e-17}, "t_1"),
+        ("gumbel_softmax", {"tau": 1e-30}, r"tau \(temperature\) must be a number in \[0.0001, 10000\]"),
+        ("reinmax", {"tau": 9.9e-5}, "tau"),
+        ("reindge", {"tau": 1e300}, "tau"),  # inf in float32: -inf logits / tau gave NaN
         ("redge", {"temperature": 1.0}, "unknown sampler hyperparameter"),
     ],
 )
@@ -315,10 +322,47 @@ def test_bad_hyperparameters_raise_value_error_naming_the_argument(name, knobs, 
 
 
 def test_the_schedule_runs_from_noise_to_the_stopping_level_for_every_allowed_t_1():
-    for t_1 in (1e-3, 0.5, 0.9998):
+    for t_1 in (samplers.MIN_T_1, 1e-3, 0.5, 0.9998, 0.9999 - 1e-12):
         a, s = diffusion_schedule(6, t_1)
         assert a[0] == 1.0 and a[1] == pytest.approx(1 - t_1) and a[-1] == pytest.approx(1e-4)
         assert all(earlier > later for earlier, later in zip(a, a[1:])), "signal falls step by step towards the noise"
+
+
+@pytest.mark.parametrize("name", ["redge", "redge_cov", "reindge"])
+@pytest.mark.parametrize("n_steps", [2, 3, 50])
+@pytest.mark.parametrize("t_1", [samplers.MIN_T_1, 0.9999 - 1e-12])
+def test_the_edges_of_t_1_give_finite_samples_and_gradients(name, n_steps, t_1):
+    """t_1 = 1e-17 gave NaN (1 - (1 - t_1) = 0 in float64); the smallest and largest t_1 allowed do not,
+    with equal logits (no saturation: the largest gradients) or logits of +-1e30."""
+    for scale in (0.0, 1.0, 1e30):
+        logits = (torch.randn(500, 4, generator=torch.Generator().manual_seed(0)) * scale).requires_grad_(True)
+        x = make_sampler(name, n_steps=n_steps, t_1=t_1)(logits, hard=True, generator=torch.Generator().manual_seed(1))
+        (x * torch.linspace(-1.0, 1.0, 4)).sum().backward()
+        assert torch.isfinite(x).all() and torch.isfinite(logits.grad).all(), scale
+        assert (x.sum(-1) == 1).all()
+
+
+@pytest.mark.parametrize("name", ["gumbel_softmax", "reinmax", "reindge"])
+@pytest.mark.parametrize("tau", [*samplers.TAU_RANGE])
+def test_the_edges_of_tau_give_finite_samples_and_gradients_with_huge_logits(name, tau):
+    """Logits of 1e30 with tau = 1e-30 gave NaN (1e30 / 1e-30 = inf in float32); at the edges of the
+    range, with logits up to float32's largest, the samples and gradients are finite."""
+    logits = torch.tensor([[1e30, 0.0, -1e30], [3e38, 3e38, -3e38], [0.0, 0.0, 0.0], [float("-inf"), 1.0, 1.0]])
+    leaf = logits.repeat_interleave(100, 0).requires_grad_(True)
+    x = make_sampler(name, tau=tau)(leaf, hard=True, generator=torch.Generator().manual_seed(0))
+    (x * torch.tensor([1.0, -1.0, 0.5])).sum().backward()
+    assert torch.isfinite(x).all() and torch.isfinite(leaf.grad).all()
+    assert (x.sum(-1) == 1).all() and (x[300:, 0] == 0).all()
+
+
+def test_float64_logits_beyond_float32_range_keep_their_law_in_the_samplers():
+    """The samplers compute in float32: float64 logits are shifted into its range first (the law is
+    unchanged), taking the maximum over the valid actions only."""
+    logits = torch.tensor([[-1e300, -1e300 + 1e285, float("-inf")], [0.0, 2.0, 1e17]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    x = straight_through(logits.expand(20_000, 2, 3), hard=True, mask=mask, generator=torch.Generator().manual_seed(0))
+    assert (x[:, 0, 1] == 1).all()  # 1e285 above the other one: probability 1
+    assert x[:, 1, 2].sum() == 0 and x[:, 1, 1].mean().item() == pytest.approx(0.881, abs=0.01)  # not 0.5
 
 
 def test_unknown_sampler_lists_valid_names():
