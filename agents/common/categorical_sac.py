@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from rl_diffcat.agents.common.action_masks import check_masks, env_masks, log_valid_counts, masked_buffer_class, masks_supported, sample_valid
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
 from rl_diffcat.agents.common.cuda_graph import GraphedStep, graph_supported, make_capturable, release_capturable, set_learning_rate
+from rl_diffcat.agents.common.nonfinite import check_first_observation, check_logged_means, check_transition
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
 from rl_diffcat.distributions import indices_to_one_hot
 from rl_diffcat.samplers import is_number
@@ -518,9 +519,10 @@ class CategoricalSAC(OffPolicyAlgorithm):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if logs:  # one host sync for all logged quantities
-            means = th.stack([th.stack(values).mean() for values in logs.values()]).tolist()
-            for key, mean in zip(logs, means):
+        if logs:  # one host sync for all logged quantities, which are also checked there
+            means = dict(zip(logs, th.stack([th.stack(values).mean() for values in logs.values()]).tolist()))
+            check_logged_means(type(self).__name__, means, self._n_updates, self.num_timesteps)
+            for key, mean in means.items():
                 self.logger.record(f"train/{key}", mean)
 
     # -- action masks in rollouts and predict ----------------------------------------------------
@@ -555,12 +557,14 @@ class CategoricalSAC(OffPolicyAlgorithm):
         super().set_env(env, force_reset)
 
     def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: List[Dict[str, Any]]) -> None:
-        """SB3's ``_store_transition``; with action masks it first hands the buffer the masks of
+        """SB3's ``_store_transition``, after checking that the env's reward and observations are
+        finite (:mod:`~rl_diffcat.agents.common.nonfinite`); with action masks it first hands the buffer the masks of
         ``s`` and ``s'``. The env has already reset after an episode's last step, so the mask of
         its last observation is read from ``info["action_masks"]`` (see
         :class:`~rl_diffcat.envs.ActionMasksInInfo`); where the env does not report it, every
         action counts as valid there: a terminated episode's target does not use it, but a
         time-limit cut bootstraps from the unmasked policy at that observation."""
+        check_transition(type(self).__name__, self.num_timesteps, new_obs, reward, infos)
         if self.use_action_masks:
             current = env_masks(self.env, self.action_dims)  # of new_obs: after a reset, of the new episode
             next_masks = current.copy()
@@ -577,9 +581,11 @@ class CategoricalSAC(OffPolicyAlgorithm):
 
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Tuple[int, Any]:
         """SB3's ``_setup_learn``; the masks kept for the last observation are dropped, as it may
-        have reset the env (or ``set_env`` changed it)."""
+        have reset the env (or ``set_env`` changed it), and the first observation must be finite."""
         self._last_action_masks = None
-        return super()._setup_learn(*args, **kwargs)
+        total_timesteps, callback = super()._setup_learn(*args, **kwargs)
+        check_first_observation(type(self).__name__, self._last_obs)
+        return total_timesteps, callback
 
     def predict(
         self,
