@@ -210,6 +210,21 @@ def _check_at_least(args: argparse.Namespace, minimums: Dict[str, int]) -> None:
 _COUNT_FLAGS = {"steps": 1, "eval_freq": 1, "eval_episodes": 1, "threads": 1, "checkpoint_freq": 0}
 
 
+def _check_train_outputs(args: argparse.Namespace, save_path: str, checkpoint_dir: str) -> None:
+    """Refuse output paths that cannot be written before anything trains (a model trained for
+    hours was lost to a --save-path inside a file)."""
+    from rl_diffcat.output_paths import check_writable_file, check_writable_folder
+
+    check_writable_file(save_path, "--save-path")
+    for flag, path in (("--eval-csv", args.eval_csv), ("--done-json", args.done_json)):
+        if path is not None:
+            check_writable_file(path, flag)
+    if args.tensorboard_log:
+        check_writable_folder(args.tensorboard_log, "--tensorboard-log")
+    if args.checkpoint_freq or args.resume:
+        check_writable_folder(checkpoint_dir, "--checkpoint-dir")
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
@@ -222,6 +237,7 @@ def _train(args: argparse.Namespace) -> int:
     label = algo_label(args.algo, args.sampler)
     save_path = args.save_path or default_model_path(args.env_id, label, args.seed)
     checkpoint_dir = args.checkpoint_dir or f"{save_path[:-4] if save_path.endswith('.zip') else save_path}_checkpoint"
+    _check_train_outputs(args, save_path, checkpoint_dir)
     summary = train_run(
         args.env_id,
         args.algo,
