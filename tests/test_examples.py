@@ -405,3 +405,20 @@ def test_benchmark_scripts_refuse_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no rows were measured"):
         load_script("_tables").write_rows([], out)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_soak_records_its_checks_and_flags_a_nonfinite_parameter(tmp_path):
+    soak = load_script("soak")
+    from rl_diffcat.agents import DiffCatSAC
+
+    model = DiffCatSAC("MlpPolicy", "CartPole-v1", learning_starts=50, batch_size=16, policy_kwargs=dict(net_arch=[8]), seed=0)
+    recorder = soak.SoakRecorder(every=100, out=str(tmp_path / "soak.csv"))
+    model.learn(200, callback=recorder)
+    assert [row["step"] for row in recorder.rows] == [100, 200]
+    assert all(row["nonfinite_params"] == 0 and row["alpha_in_bounds"] for row in recorder.rows)
+    # SB3 calls the callback before it stores the step's transition
+    assert [row["buffer_size"] for row in recorder.rows] == [99, 199]
+    assert pd.read_csv(tmp_path / "soak.csv")["step"].tolist() == [100, 200]
+    with __import__("torch").no_grad():
+        next(model.actor.parameters())[0, 0] = float("nan")
+    assert recorder.record()["nonfinite_params"] == 1
