@@ -14,6 +14,7 @@ from rl_diffcat.samplers import (
     set_validation,
     straight_through,
 )
+from rl_diffcat.serialization import UnsafeFileError, safe_load
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "DiffusionCategorical",
     "MultiDiffusionCategorical",
     "SAMPLERS",
+    "UnsafeFileError",
     "get_sampler",
     "gumbel_softmax",
     "make_sampler",
@@ -28,6 +30,7 @@ __all__ = [
     "redge_cov",
     "reindge",
     "reinmax",
+    "safe_load",
     "score_function",
     "set_validation",
     "straight_through",
