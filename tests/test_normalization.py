@@ -19,6 +19,7 @@ from rl_diffcat.benchmark.evaluation import evaluate_saved_model
 from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, stats_path
 from rl_diffcat.benchmark.runner import train_run
 from rl_diffcat.cli import main
+from rl_diffcat.serialization import load_vec_normalize, save_vec_normalize
 
 ENV = "CartPole-v1"
 SAC = {"learning_starts": 100, "batch_size": 32, "policy_kwargs.net_arch": [32, 32], "normalize": True}
@@ -110,8 +111,8 @@ def test_a_normalized_run_saves_its_statistics_and_evaluate_uses_them(tmp_path, 
         ENV, "ppo", steps=256, overrides={"normalize": True, "n_envs": 2, "n_steps": 64, "batch_size": 64, "policy_kwargs.net_arch": [16]},
         device="cpu", eval_freq=128, n_eval_episodes=2, eval_csv=str(tmp_path / "eval.csv"), save_path=save_path,
     )  # fmt: skip
-    assert summary["vecnormalize"] == stats_path(save_path) == str(tmp_path / "model_vecnormalize.pkl")
-    saved = VecNormalize.load(summary["vecnormalize"], make_vec_env(ENV))
+    assert summary["vecnormalize"] == stats_path(save_path) == str(tmp_path / "model_vecnormalize.npz")
+    saved = load_vec_normalize(summary["vecnormalize"], make_vec_env(ENV))
     assert saved.obs_rms.count > 256 and saved.gamma == summary["hyperparams"]["gamma"] == 0.98  # ppo.yml's CartPole gamma
 
     env, seen, made = evaluation.make_eval_env(ENV, {}, 5, summary["vecnormalize"]), [], []
@@ -164,10 +165,10 @@ def test_a_resumed_run_goes_on_with_the_statistics_of_its_checkpoint(tmp_path, m
         train(resume=False)
     monkeypatch.undo()
     state = read_checkpoint(str(tmp_path / "checkpoint"))
-    assert state["vecnormalize"] == str(tmp_path / "checkpoint" / f"model_{state['step']}_vecnormalize.pkl")
+    assert state["vecnormalize"] == str(tmp_path / "checkpoint" / f"model_{state['step']}_vecnormalize.npz")
     # evaluate finds a checkpoint's statistics beside its model, as beside a finished run's
     assert evaluate_saved_model(ENV, "diffcat-sac", state["model"], n_episodes=1)["vecnormalize"] == state["vecnormalize"]
-    at_checkpoint = VecNormalize.load(state["vecnormalize"], make_vec_env(ENV))
+    at_checkpoint = load_vec_normalize(state["vecnormalize"], make_vec_env(ENV))
 
     loaded = {}
 
@@ -183,7 +184,7 @@ def test_a_resumed_run_goes_on_with_the_statistics_of_its_checkpoint(tmp_path, m
     assert summary["resumed_at"] == [state["step"]]
     assert loaded["count"] == at_checkpoint.obs_rms.count > state["step"] and loaded["training"]
     assert np.array_equal(loaded["mean"], at_checkpoint.obs_rms.mean)
-    final = VecNormalize.load(summary["vecnormalize"], make_vec_env(ENV))
+    final = load_vec_normalize(summary["vecnormalize"], make_vec_env(ENV))
     assert final.obs_rms.count > at_checkpoint.obs_rms.count, "the statistics went on updating after the resume"
 
 
@@ -231,7 +232,7 @@ def test_statistics_beside_a_model_that_trained_without_normalize_are_not_applie
     folder = tmp_path / "run"
     train_run(ENV, "ppo", steps=64, overrides={"n_envs": 2, "n_steps": 32, "batch_size": 64}, device="cpu", eval_freq=64,
               n_eval_episodes=1, save_path=str(folder / "model.zip"), done_json=str(folder / "done.json"))  # fmt: skip
-    VecNormalize(make_vec_env(ENV)).save(stats_path(str(folder / "model.zip")))
+    save_vec_normalize(VecNormalize(make_vec_env(ENV)), stats_path(str(folder / "model.zip")))
     assert evaluate_saved_model(ENV, "ppo", str(folder / "model.zip"), n_episodes=1)["vecnormalize"] is None
     os.remove(folder / "done.json")  # without a done.json the file beside the model is all there is to go by
     assert evaluate_saved_model(ENV, "ppo", str(folder / "model.zip"), n_episodes=1)["vecnormalize"] == stats_path(str(folder / "model.zip"))

@@ -388,18 +388,18 @@ def _algo_class(spec: AlgoSpec) -> type:
         raise ValueError(f"{spec.name} is not available in this install ({error})") from error
 
 
-def make_training_env(env_id: str, params: Dict[str, Any], seed: int, vecnormalize_stats: Optional[str] = None):
+def make_training_env(env_id: str, params: Dict[str, Any], seed: int, vecnormalize_stats: Optional[str] = None, trust_file: bool = False):
     """The ``DummyVecEnv`` of ``params["n_envs"]`` (default 1) training envs, seeded ``seed, seed + 1, ...``.
     Envs with ``action_masks()`` also report each step's mask in ``info`` (:class:`ActionMasksInInfo`),
     where the SAC agents find the mask of an episode's last observation. With ``normalize`` in
     ``params`` it is wrapped in ``VecNormalize``, whose statistics start from ``vecnormalize_stats``
-    (a checkpoint's) when given."""
+    (a checkpoint's) when given; a pickled statistics file is read only with ``trust_file``."""
     from stable_baselines3.common.env_util import make_vec_env
 
     importlib.import_module("rl_diffcat.envs")  # registers the rl_diffcat/ ids (resume reaches here first)
     normalize = normalize_kwargs(params)  # a bad value fails before any env is made
     venv = make_vec_env(env_id, n_envs=int(params.get("n_envs", 1)), seed=seed, wrapper_class=_masks_in_info)
-    return venv if normalize is None else wrap_training_env(venv, normalize, vecnormalize_stats)
+    return venv if normalize is None else wrap_training_env(venv, normalize, vecnormalize_stats, trust_file)
 
 
 def _masks_in_info(env: Any) -> Any:
@@ -501,8 +501,10 @@ def load_model(
     tensorboard_log: Optional[str] = None,
     verbose: int = 0,
     vecnormalize_stats: Optional[str] = None,
+    trust_file: bool = False,
 ):
     """Load a model of ``algo`` saved by ``model.save`` and attach a fresh training env, to go on training it.
+    Nothing in the files runs as code (:func:`rl_diffcat.serialization.safe_load`) unless ``trust_file``.
 
     :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER``.
     :param env_id: the env id.
@@ -513,10 +515,19 @@ def load_model(
     :param tensorboard_log: TensorBoard folder, or None.
     :param verbose: SB3 verbosity.
     :param vecnormalize_stats: the run's ``VecNormalize`` statistics (for a ``normalize`` entry).
+    :param trust_file: also load files that can run code (pickled entries outside the allowlist,
+        pickled statistics); only for files you trust.
     :return: the SB3 model, with its training env attached.
+    :raises UnsafeFileError: a file that would need ``trust_file``.
     """
+    from rl_diffcat.serialization import safe_load
+
     spec, _ = parse_algo(algo)
-    env = make_training_env(env_id, params, seed, vecnormalize_stats)
-    model = _algo_class(spec).load(path, env=env, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
+    env = make_training_env(env_id, params, seed, vecnormalize_stats, trust_file)
+    try:
+        model = safe_load(_algo_class(spec), path, env=env, device=device, trust_file=trust_file, tensorboard_log=tensorboard_log, verbose=verbose)
+    except Exception:
+        env.close()
+        raise
     model.set_random_seed(seed)
     return model

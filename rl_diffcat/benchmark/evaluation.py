@@ -3,9 +3,14 @@
 A model saved by ``rl-diffcat train`` (or by a compare, ``<results>/runs/<run>/model.zip``) is
 loaded with the class of its algo and played for a number of episodes on a fresh, seeded,
 ``Monitor``-wrapped env, so the returns are the env's own episode returns. A model trained with
-``normalize`` sees its observations through the statistics saved beside it (``<model>_vecnormalize.pkl``)
+``normalize`` sees its observations through the statistics saved beside it (``<model>_vecnormalize.npz``)
 or given with ``--vecnormalize``. ``--video DIR`` writes every episode played as an MP4 file
 (:mod:`rl_diffcat.benchmark.rendering`).
+
+Nothing in the files runs as code (:mod:`rl_diffcat.serialization`): a model whose pickled entries
+reach outside the allowlist, and pickled statistics (``VecNormalize.save``'s, rl-zoo3's
+``vecnormalize.pkl``, ours before the data-only format), are refused unless ``trust_file``
+(``--trust-file``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from rl_diffcat.benchmark.algos import _algo_class, check_env_id, parse_algo
-from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, stats_path
+from rl_diffcat.benchmark.normalization import legacy_stats_path, make_eval_env, normalize_kwargs, stats_path
 from rl_diffcat.benchmark.rendering import (
     check_display,
     offscreen_rendering,
@@ -29,6 +34,7 @@ from rl_diffcat.benchmark.rendering import (
     video_recorder,
     written_videos,
 )
+from rl_diffcat.serialization import UnsafeFileError, safe_load
 
 
 def _saved_policy_module(path: str) -> Optional[str]:
@@ -68,7 +74,8 @@ def _zip_path(path: str) -> str:
 
 def _statistics_for(path: str, vecnormalize: Optional[str]) -> Optional[str]:
     """The ``VecNormalize`` statistics to evaluate the model at ``path`` with: ``vecnormalize`` when
-    given, else the file saved beside the model. Where the run's ``done.json`` (beside the model,
+    given, else the file saved beside the model (or, in the old pickle format, ``<model>_vecnormalize.pkl``,
+    which loads only with ``--trust-file``). Where the run's ``done.json`` (beside the model,
     naming it) tells, it decides: a file beside a model that trained without ``normalize`` is
     not applied, and a model that trained with it but lost its file is refused (on raw
     observations it would act on inputs of another scale and still report a return)."""
@@ -77,6 +84,8 @@ def _statistics_for(path: str, vecnormalize: Optional[str]) -> Optional[str]:
             raise ValueError(f"no VecNormalize statistics at {vecnormalize}")
         return vecnormalize
     beside = stats_path(path)
+    if not os.path.isfile(beside) and os.path.isfile(legacy_stats_path(path)):
+        beside = legacy_stats_path(path)
     normalized = _run_normalized(path)
     if normalized is None:
         return beside if os.path.isfile(beside) else None
@@ -98,19 +107,24 @@ def _run_normalized(path: str) -> Optional[bool]:
         return None
 
 
-def load_saved_model(algo: str, path: str, device: str = "auto"):
-    """Load a model saved with ``model.save``, with clear errors for a missing file or another algo.
+def load_saved_model(algo: str, path: str, device: str = "auto", trust_file: bool = False):
+    """Load a model saved with ``model.save``, with clear errors for a missing file or another algo,
+    without running code from the file (:func:`~rl_diffcat.serialization.safe_load`).
 
     :param algo: an algo label, ``ALGO`` or ``ALGO:SAMPLER`` (the sampler is saved with the model).
     :param path: the ``.zip`` (the suffix may be left out, as in SB3).
     :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    :param trust_file: load as SB3 does, unpickling everything (only for files you trust).
     :return: the model, without an env.
+    :raises UnsafeFileError: the file references something outside the allowlist.
     """
     spec, _ = parse_algo(algo)
     path = _zip_path(path)
     algo_class = _algo_class(spec)
     try:  # our agents also refuse another agent's policy here (CategoricalSAC._check_policy_family)
-        model = algo_class.load(path, device=device)
+        model = safe_load(algo_class, path, device=device, trust_file=trust_file)
+    except UnsafeFileError:
+        raise
     except Exception as error:  # SB3 fails deep inside the policy constructor (TypeError, AttributeError, ...)
         module = _saved_policy_module(path)
         holds = f"; its policy class comes from {module}" if module else ""
@@ -132,6 +146,7 @@ def evaluate_saved_model(
     render: bool = False,
     vecnormalize: Optional[str] = None,
     video_folder: Optional[str] = None,
+    trust_file: bool = False,
 ) -> Dict[str, Any]:
     """Play a saved model for ``n_episodes`` episodes on ``env_id``.
 
@@ -144,17 +159,19 @@ def evaluate_saved_model(
     :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     :param render: open a window (``render_mode="human"``); needs the env's rendering dependency.
     :param vecnormalize: ``VecNormalize`` statistics to normalize observations with (rl-zoo3's
-        ``vecnormalize.pkl``, say); None: ``<model>_vecnormalize.pkl`` when it exists.
+        ``vecnormalize.pkl``, say, with ``trust_file``); None: ``<model>_vecnormalize.npz`` when it exists.
     :param video_folder: write each episode to ``<video_folder>/<model>-episode-<i>.mp4``, named
         after the model file (a compare run's ``model.zip`` after its run folder); needs moviepy
         and an env with an ``rgb_array`` render mode; not with ``render``.
+    :param trust_file: also load files that can run code: a model whose pickled entries reach outside
+        the allowlist, pickled statistics. Only for files you trust.
     :return: ``returns`` and ``lengths`` per episode, their summary, and what was evaluated
         (``vecnormalize``: the statistics the observations were normalized with, or None;
         ``videos``: the files written).
     """
     with removed_if_left_empty(video_folder) if video_folder else contextlib.nullcontext():
         with offscreen_rendering(video_folder is not None):
-            return _play(env_id, algo, path, n_episodes, deterministic, seed, device, render, vecnormalize, video_folder)
+            return _play(env_id, algo, path, n_episodes, deterministic, seed, device, render, vecnormalize, video_folder, trust_file)
 
 
 def _play(
@@ -168,6 +185,7 @@ def _play(
     render: bool,
     vecnormalize: Optional[str],
     video_folder: Optional[str],
+    trust_file: bool,
 ) -> Dict[str, Any]:
     import gymnasium as gym
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -182,7 +200,7 @@ def _play(
         check_display()
     check_env_id(env_id)
     path = _zip_path(path)
-    model = load_saved_model(algo, path, device)
+    model = load_saved_model(algo, path, device, trust_file)
     stats = _statistics_for(path, vecnormalize)
     make_kwargs, wrapper = {"render_mode": "human"} if render else {}, None
     if video_folder:
@@ -198,12 +216,14 @@ def _play(
                 env = wrapper(env)
             env = Monitor(env)
         else:
-            env = make_eval_env(env_id, {}, seed, stats, wrapper=wrapper, **make_kwargs)
+            env = make_eval_env(env_id, {}, seed, stats, wrapper=wrapper, trust_file=trust_file, **make_kwargs)
     except gym.error.DependencyNotInstalled as error:
         raise ValueError(f"{env_id} needs an optional dependency: {error}") from error
     except gym.error.UnsupportedMode as error:
         raise ValueError(str(error)) from error
-    except (AssertionError, ValueError) as error:  # VecNormalize.load checks the statistics against the env's spaces
+    except UnsafeFileError:
+        raise
+    except (AssertionError, ValueError) as error:  # the statistics are checked against the env's spaces
         if stats is None:
             raise
         raise ValueError(f"{stats} does not fit {env_id}: {error}") from error

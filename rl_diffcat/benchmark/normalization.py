@@ -7,10 +7,10 @@ spellings of one (``normalize: "{'norm_obs': True, 'norm_reward': False}"`` or
 entry's ``gamma``, when it has one, also discounts the normalizer's return estimate.
 
 The running statistics belong to the model: a policy trained on normalized observations acts
-on nothing else. So they travel with it: saved beside the model (:func:`stats_path`), in every
-mid-run checkpoint, and loaded again by a resumed run and by ``rl-diffcat evaluate``. Evaluations
-normalize observations with the training statistics of that moment and score the env's own
-rewards (``Monitor`` sits under the normalizer).
+on nothing else. So they travel with it: saved beside the model (:func:`stats_path`, a data-only
+``.npz`` file read without pickle), in every mid-run checkpoint, and loaded again by a resumed
+run and by ``rl-diffcat evaluate``. Evaluations normalize observations with the training
+statistics of that moment and score the env's own rewards (``Monitor`` sits under the normalizer).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 from typing import Any, Callable, Dict, Optional
 
 from rl_diffcat.benchmark.hints import did_you_mean
+from rl_diffcat.serialization import load_vec_normalize, save_vec_normalize
 
 KEY = "normalize"
 
@@ -114,20 +115,40 @@ def check_algo_fits(algo_class: type, env: Any) -> None:
         )
 
 
+STATS_SUFFIX = "_vecnormalize.npz"
+LEGACY_STATS_SUFFIX = "_vecnormalize.pkl"  # pickled by VecNormalize.save, before the data-only format
+
+
 def stats_path(model_path: str) -> str:
-    """Where the statistics of the model saved at ``model_path`` go: ``<model>_vecnormalize.pkl``
-    (per model, as several models share ``models/``)."""
+    """Where the statistics of the model saved at ``model_path`` go: ``<model>_vecnormalize.npz``
+    (per model, as several models share ``models/``), a data-only file
+    (:func:`~rl_diffcat.serialization.save_vec_normalize`)."""
     stem = model_path[:-4] if model_path.endswith(".zip") else model_path
-    return f"{stem}_vecnormalize.pkl"
+    return f"{stem}{STATS_SUFFIX}"
 
 
-def wrap_training_env(venv: Any, kwargs: Dict[str, Any], stats: Optional[str] = None) -> Any:
-    """``venv`` under a training ``VecNormalize``: fresh statistics, or those saved at ``stats``."""
+def legacy_stats_path(path: str) -> str:
+    """The pickle file that :func:`stats_path` named before the data-only format (``<model>_vecnormalize.pkl``).
+
+    :param path: a model path, or the statistics path :func:`stats_path` gives for it.
+    """
+    stem = path[: -len(STATS_SUFFIX)] if path.endswith(STATS_SUFFIX) else stats_path(path)[: -len(STATS_SUFFIX)]
+    return f"{stem}{LEGACY_STATS_SUFFIX}"
+
+
+def wrap_training_env(venv: Any, kwargs: Dict[str, Any], stats: Optional[str] = None, trust_file: bool = False) -> Any:
+    """``venv`` under a training ``VecNormalize``: fresh statistics, or those saved at ``stats``.
+
+    :param venv: the vectorized training env.
+    :param kwargs: ``VecNormalize`` arguments (:func:`normalize_kwargs`), for fresh statistics.
+    :param stats: a statistics file (:func:`save_stats`), or None.
+    :param trust_file: also read a pickled one (``VecNormalize.save``), which can run code.
+    """
     from stable_baselines3.common.vec_env import VecNormalize
 
     if stats is None:
         return VecNormalize(venv, **kwargs)
-    normalizer = VecNormalize.load(stats, venv)
+    normalizer = load_vec_normalize(stats, venv, trust_file)
     normalizer.training = True
     return normalizer
 
@@ -138,6 +159,7 @@ def make_eval_env(
     seed: int,
     stats: Optional[str] = None,
     wrapper: Optional[Callable[[Any], Any]] = None,
+    trust_file: bool = False,
     **make_kwargs: Any,
 ) -> Any:
     """A one-env ``VecNormalize`` to evaluate on: it normalizes observations without updating its
@@ -146,9 +168,10 @@ def make_eval_env(
     :param env_id: the env id.
     :param kwargs: the training normalizer's arguments (:func:`normalize_kwargs`).
     :param seed: seed of the first reset.
-    :param stats: statistics saved by ``VecNormalize.save`` (a trained model's); None: fresh ones,
+    :param stats: statistics saved by :func:`save_stats` (a trained model's); None: fresh ones,
         for an evaluation callback to overwrite from the training env (:func:`copy_stats`).
     :param wrapper: applied to the made env inside the ``Monitor`` (a video recorder, say).
+    :param trust_file: also read pickled statistics (``VecNormalize.save``), which can run code.
     :param make_kwargs: passed on to ``gym.make`` (``render_mode``).
     """
     import gymnasium as gym
@@ -161,7 +184,7 @@ def make_eval_env(
 
     venv = DummyVecEnv([make_env])
     venv.seed(seed)
-    normalizer = VecNormalize(venv, **kwargs) if stats is None else VecNormalize.load(stats, venv)
+    normalizer = VecNormalize(venv, **kwargs) if stats is None else load_vec_normalize(stats, venv, trust_file)
     normalizer.training = False
     normalizer.norm_reward = False
     return normalizer
@@ -175,16 +198,21 @@ def copy_stats(source: Any, target: Any) -> None:
 
 
 def save_stats(model: Any, path: str) -> Optional[str]:
-    """Save ``model``'s normalizer statistics to ``path``. Without a normalizer nothing is written,
-    and a file left at ``path`` by an earlier run is deleted: ``evaluate`` would apply it.
+    """Save ``model``'s normalizer statistics to ``path`` in the data-only format
+    (:func:`~rl_diffcat.serialization.save_vec_normalize`). Without a normalizer nothing is written,
+    and a file left at ``path`` by an earlier run is deleted: ``evaluate`` would apply it (so is a
+    pickle file left beside it in the old format).
 
     :return: ``path``, or None when the model has no normalizer.
     """
     normalizer = model.get_vec_normalize_env()
+    stale = [legacy_stats_path(path)] if path.endswith(STATS_SUFFIX) else []
     if normalizer is None:
-        if os.path.exists(path):
-            os.remove(path)
+        stale.append(path)
+    for old in stale:
+        if os.path.exists(old):
+            os.remove(old)
+    if normalizer is None:
         return None
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    normalizer.save(path)
+    save_vec_normalize(normalizer, path)
     return path
