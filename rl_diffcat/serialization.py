@@ -292,6 +292,8 @@ def _from_json(value: Any) -> Any:
             return tuple(_from_json(item) for item in value["tuple"])
         if "dict" in value:
             return {key: _from_json(item) for key, item in value["dict"].items()}
+        if "numpy" not in value:
+            raise ValueError(f"a data-only file holds {value!r}, which is none of the forms it writes")
         dtype = np.dtype(value["numpy"])
         if dtype.kind not in "biufc":
             raise ValueError(f"a numpy scalar of dtype {dtype} in a data-only file")
@@ -362,12 +364,14 @@ def _class_name(cls: type) -> Dict[str, str]:
     return {"module": cls.__module__, "qualname": cls.__qualname__}
 
 
-def _allowed_class(named: Any, where: str) -> type:
-    """The class a data-only file names (``{"module": ..., "qualname": ...}``), if the allowlist admits it."""
+def _allowed_class(named: Any, base: type, where: str) -> type:
+    """The class a data-only file names (``{"module": ..., "qualname": ...}``), if the allowlist
+    admits it and it derives from ``base``."""
     module, name = (str(named.get(key)) for key in ("module", "qualname")) if isinstance(named, dict) else ("?", repr(named))
-    if not is_allowed(module, name):
+    cls = _resolve(module, name) if is_allowed(module, name) else None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UnsafeFileError(f"{where} names the class {module}.{name}, which rl-diffcat does not load from a file; {TRUST_HINT}")
-    return _resolve(module, name)
+    return cls
 
 
 # -- replay buffers ------------------------------------------------------------------------------------
@@ -450,6 +454,8 @@ def read_replay_buffer(path: PathLike, observation_space: Any, action_space: Any
     :return: the buffer.
     :raises UnsafeFileError: a pickle file without ``trust_file``, or a buffer class outside the allowlist.
     """
+    from stable_baselines3.common.buffers import ReplayBuffer
+
     path = _data_path(path, writing=False)
     if _is_pickle(path):
         if not trust_file:
@@ -464,7 +470,7 @@ def read_replay_buffer(path: PathLike, observation_space: Any, action_space: Any
         return buffer
     meta, npz = _read_npz(path, REPLAY_BUFFER_FORMAT)
     with npz:
-        cls = _allowed_class(meta.get("class"), str(path))
+        cls = _allowed_class(meta.get("class"), ReplayBuffer, str(path))
         state = {name: _from_json(value) for name, value in meta["attributes"].items()}
         for name, spec in meta["arrays"].items():
             if "dict" in spec:

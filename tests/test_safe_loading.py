@@ -412,6 +412,11 @@ def test_crafted_data_only_buffer_is_refused(tmp_path):
         np.savez(file, **{**members, "__rl_diffcat__": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)})
     with pytest.raises(UnsafeFileError, match="names the class subprocess.Popen"):
         model.load_replay_buffer(tmp_path / "popen.npz")
+    meta["class"] = {"module": "stable_baselines3.common.utils", "qualname": "FloatSchedule"}  # admitted in a model, not a buffer
+    with open(tmp_path / "schedule.npz", "wb") as file:
+        np.savez(file, **{**members, "__rl_diffcat__": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)})
+    with pytest.raises(UnsafeFileError, match="names the class stable_baselines3.common.utils.FloatSchedule"):
+        model.load_replay_buffer(tmp_path / "schedule.npz")
 
     marker = tmp_path / "marker"
     objects = np.empty(1, dtype=object)
