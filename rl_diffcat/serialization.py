@@ -112,7 +112,7 @@ def _resolve(module: str, name: str) -> Any:
     return functools.reduce(getattr, name.split("."), importlib.import_module(module))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1024)
 def is_allowed(module: str, name: str) -> bool:
     """Whether a file may reference the global ``module.name``: one of :data:`ALLOWED_GLOBALS`, or a
     class of one of :data:`ALLOWED_FAMILIES`. Only modules of those families are imported to decide.
