@@ -58,15 +58,17 @@ class DiffusionCategorical(Distribution):
             logits = torch.where(probs > 0, probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), float("-inf"))
         check = Distribution._validate_args if validate_args is None else validate_args
         masked = prepare_logits(logits, mask, validate_args=check)
-        self.mask = valid_actions(masked)
-        if logits.dtype == torch.float64:  # normalize at the input's precision, not the samplers' float32
-            masked = logits.masked_fill(~self.mask, float("-inf"))
-            # the largest valid logit to 0 first: at 1e39, log(2) is below float64's resolution
-            masked = masked - masked.amax(-1, keepdim=True).detach()
+        if logits.dtype == torch.float64:
+            # normalized at the input's precision, not the samplers' float32 (where a valid logit 1e39
+            # below the largest is -inf: its log-probability is finite in float64)
+            masked = logits if mask is None else logits.masked_fill(~mask.to(logits.device), float("-inf"))
+        # The largest valid logit to 0 first: next to 3e38 (1e39 in float64) log(2) is below the
+        # resolution, and [3e38, 3e38] got log-probabilities [0, 0]; next to 16, 8e-7 is.
+        masked = masked - masked.amax(-1, keepdim=True).detach()
         self.logits = (masked - masked.logsumexp(-1, keepdim=True)).to(logits.dtype)
-        if self.logits.dtype in (torch.float16, torch.bfloat16):
-            # a log-probability below the dtype's range is -inf: that action has probability 0 too
-            self.mask = valid_actions(self.logits)
+        # A log-probability below the dtype's range is -inf (float16's -6e4 - 6e4, float32's -3e38 - 3e38):
+        # that action has probability 0 too (kept valid, its entropy term was 0 * -inf = NaN).
+        self.mask = valid_actions(self.logits)
         self.sampler, self.n_steps, self.t_1, self.tau = sampler, n_steps, t_1, tau
         self.generator = generator
         self._sample_fn = make_sampler(sampler, n_steps=n_steps, t_1=t_1, tau=tau)

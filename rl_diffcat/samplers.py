@@ -220,12 +220,12 @@ def _shift_to_float32_range(logits: Tensor, mask: Optional[Tensor]) -> Tensor:
     gradient are unchanged: the shift is a constant). The samplers work in float32, where a finite
     float64 logit past float32's range (|x| > 3.4e38) would turn into an infinity: refused as +inf,
     or taken for a masked action. Masked entries take no part in the maximum (a huge masked logit
-    would push every valid one to -inf)."""
-    keep = torch.isfinite(logits)
-    if mask is not None:
-        keep = keep & mask.to(logits.device)
+    would push every valid one to -inf) and are set to -inf (a masked 1e300 is no +inf logit)."""
+    finite = torch.isfinite(logits)
+    keep = finite if mask is None else finite & mask.to(logits.device)
     top = torch.where(keep, logits, float("-inf")).amax(-1, keepdim=True)
-    return logits - torch.where(torch.isfinite(top), top, 0.0).detach()
+    shifted = logits - torch.where(torch.isfinite(top), top, 0.0).detach()
+    return shifted if mask is None else shifted.masked_fill(finite & ~keep, float("-inf"))
 
 
 def _shift_max_to_zero(logits: Tensor) -> Tensor:

@@ -105,6 +105,33 @@ def test_float64_shift_into_float32_range_ignores_masked_logits():
     assert x[:, 2].sum() == 0 and x[:, 1].mean().item() == pytest.approx(0.881, abs=0.01)
 
 
+def test_logits_at_the_edge_of_float32_range_keep_exact_log_probs():
+    """Found by tests/test_properties.py: next to 3e38, log(2) is below float32's resolution and
+    [3e38, 3e38] got log-probabilities [0, 0]; [3.4e38, -3.4e38] normalized to [0, -inf] with the
+    second action still valid, and the entropy was 0 * -inf = NaN; next to 16, 8e-7 was lost."""
+    dist = DiffusionCategorical(logits=torch.tensor([3e38, 3e38]))
+    torch.testing.assert_close(dist.logits, torch.full((2,), -0.6931472))
+    dist = DiffusionCategorical(logits=torch.tensor([3.4e38, -3.4e38]))
+    assert dist.entropy().item() == 0.0 and dist.mask.tolist() == [True, False]
+    assert dist.log_prob(torch.tensor([0.0, 1.0])) == float("-inf")
+    assert DiffusionCategorical(logits=torch.tensor([2.0, 16.0])).logits[1].item() == pytest.approx(-8.3153e-07, abs=1e-7)
+
+
+def test_float64_logits_far_below_the_largest_keep_their_log_prob_and_masked_ones_may_be_huge():
+    """Found by tests/test_properties.py: a masked 1.7e308 was refused as +inf (or the whole row taken
+    for masked), and a valid float64 logit 1.7e308 below the largest got log-probability -inf (its
+    log_prob and gradient differed from OneHotCategorical's)."""
+    logits = torch.tensor([0.0, 1.0, 1.7e308], dtype=torch.float64)
+    dist = DiffusionCategorical(logits=logits, mask=torch.tensor([True, True, False]))
+    torch.testing.assert_close(dist.probs, OneHotCategorical(logits=torch.tensor([0.0, 1.0, -float("inf")]).double()).probs)
+    logits = torch.tensor([0.0, -1.7e308], dtype=torch.float64, requires_grad=True)
+    dist = DiffusionCategorical(logits=logits)
+    assert dist.logits.tolist() == [0.0, -1.7e308] and dist.mask.all()
+    dist.log_prob(torch.tensor([0.0, 1.0], dtype=torch.float64)).backward()
+    assert logits.grad.tolist() == [-1.0, 1.0]  # as OneHotCategorical's
+    assert (dist.sample((100,))[:, 1] == 0).all() and (dist.rsample((100,))[:, 1] == 0).all()
+
+
 def test_half_precision_log_probs_below_range_count_as_zero_probability():
     dist = DiffusionCategorical(logits=torch.tensor([6e4, -6e4], dtype=torch.float16))
     assert dist.logits[1] == float("-inf") and not dist.mask[1]

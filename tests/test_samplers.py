@@ -363,6 +363,10 @@ def test_float64_logits_beyond_float32_range_keep_their_law_in_the_samplers():
     x = straight_through(logits.expand(20_000, 2, 3), hard=True, mask=mask, generator=torch.Generator().manual_seed(0))
     assert (x[:, 0, 1] == 1).all()  # 1e285 above the other one: probability 1
     assert x[:, 1, 2].sum() == 0 and x[:, 1, 1].mean().item() == pytest.approx(0.881, abs=0.01)  # not 0.5
+    # a masked float64 logit beyond float32's range is no +inf logit (found by tests/test_properties.py)
+    logits = torch.tensor([0.0, 1.0, 1.7e308], dtype=torch.float64)
+    x = straight_through(logits, mask=torch.tensor([True, True, False]))
+    assert x[2] == 0 and x.sum() == 1
 
 
 def test_unknown_sampler_lists_valid_names():
