@@ -26,6 +26,7 @@ from rl_diffcat.agents.common.nonfinite import check_first_observation, check_lo
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
 from rl_diffcat.distributions import indices_to_one_hot
 from rl_diffcat.samplers import is_number
+from rl_diffcat.serialization import SafeLoadMixin
 
 TWIN_Q_REDUCTIONS = ("min", "mean")
 SelfCategoricalSAC = TypeVar("SelfCategoricalSAC", bound="CategoricalSAC")
@@ -82,7 +83,7 @@ def polyak_update(params: List[th.Tensor], target_params: List[th.Tensor], tau: 
         th._foreach_add_(target_params, params, alpha=tau)
 
 
-class CategoricalSAC(OffPolicyAlgorithm):
+class CategoricalSAC(SafeLoadMixin, OffPolicyAlgorithm):
     """Soft actor-critic for factored categorical action spaces (base class, not used directly).
 
     The temperature ``alpha`` (``ent_coef``) is tuned toward a target entropy given as a fraction of
