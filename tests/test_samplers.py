@@ -355,6 +355,21 @@ def test_the_edges_of_tau_give_finite_samples_and_gradients_with_huge_logits(nam
     assert (x.sum(-1) == 1).all() and (x[300:, 0] == 0).all()
 
 
+def test_half_precision_gradients_are_the_float32_ones_rounded():
+    """The samplers compute in float32. At t_1 = 1e-4 and n_steps = 3, about 3 rows in 10^4 of tied
+    logits get a gradient past float16's 65504 (up to 2.5e7): finite in float32 and bfloat16, inf in
+    float16 like any float16 value past its range (a GradScaler skips such steps)."""
+    grads = {}
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        leaf = torch.zeros(100_000, 2, dtype=dtype, requires_grad=True)
+        x = redge(leaf, n_steps=3, t_1=samplers.MIN_T_1, generator=torch.Generator().manual_seed(1))
+        (x.float() * torch.tensor([1.0, -1.0])).sum().backward()
+        grads[dtype] = leaf.grad
+    assert torch.isfinite(grads[torch.float32]).all() and grads[torch.float32].abs().max() > 65504
+    assert torch.isfinite(grads[torch.bfloat16]).all()
+    assert torch.equal(grads[torch.float16], grads[torch.float32].to(torch.float16))
+
+
 def test_float64_logits_beyond_float32_range_keep_their_law_in_the_samplers():
     """The samplers compute in float32: float64 logits are shifted into its range first (the law is
     unchanged), taking the maximum over the valid actions only."""
