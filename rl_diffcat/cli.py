@@ -18,6 +18,7 @@ import argparse
 import glob
 import os
 import sys
+import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: steps/20)")
     common.add_argument("--eval-episodes", type=int, default=None, help="deterministic episodes per evaluation (default 10)")
     common.add_argument("--hyperparams", nargs="+", action="extend", metavar="KEY=VALUE", help="override hyperparameters of the yml files")
-    common.add_argument("--threads", type=int, default=None, help="torch CPU threads (compare: per run, default 1)")
+    common.add_argument("--threads", type=int, default=None, help="torch CPU threads (compare: per run, default --cpus-per-run)")
 
     train = commands.add_parser("train", parents=[common], help="train one agent on one env", description=_algo_help())
     train.add_argument("env_id", help="gymnasium env id, e.g. CartPole-v1")
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     compare = commands.add_parser(
-        "compare", parents=[common], help="train every (env, algo, seed) in its own process and aggregate", description=_algo_help()
+        "compare", parents=[common], help="train every (env, algo, seed) as a Ray Tune trial (local Ray, or a cluster with --address) and aggregate", description=_algo_help()
     )
     compare.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named configuration; other flags override it")
     compare.add_argument("--envs", nargs="+", default=None, help=f"env ids (default {COMPARE_DEFAULTS['envs']})")
@@ -112,8 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run seeds FIRST..FIRST+N-1 instead, to add seeds to a results folder or split them across machines (default 0)",
     )
     compare.add_argument("--steps", type=int, default=None, help="env steps per run (default: n_timesteps of the yml files)")
-    compare.add_argument("--results", default=None, help="results folder (default results/<preset> or results/compare)")
-    compare.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    compare.add_argument(
+        "--results", default=None, help="results folder, local or on a shared filesystem, or a file:// URI (default results/<preset> or results/compare)"
+    )
+    compare.add_argument("--jobs", type=int, default=1, help="runs at a time; the local Ray instance gets jobs x cpus-per-run CPUs (default 1)")
+    compare.add_argument(
+        "--address", default=None, help="join this Ray cluster (HOST:PORT, auto, or ray://HOST:10001) instead of starting a local Ray"
+    )
+    compare.add_argument("--cpus-per-run", type=float, default=1, help="CPUs Ray reserves for each run; also its torch threads (default 1)")
+    compare.add_argument(
+        "--gpus-per-run", type=float, default=None,
+        help="GPUs Ray reserves for each run; 0.25 packs four runs on one GPU (default: none on the CPU, else the GPUs split between --jobs runs)",
+    )  # fmt: skip
     compare.add_argument(
         "--checkpoint-freq",
         type=int,
@@ -271,12 +282,38 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results_folder(path: str) -> str:
+    """The results folder as a local path, checked writable before anything trains (``file://`` URIs
+    name a local or shared-filesystem folder)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(path)
+    if parsed.scheme == "file":
+        path = parsed.path
+    elif parsed.scheme and len(parsed.scheme) > 1:  # not a Windows drive letter
+        raise ValueError(f"--results {path}: only local or shared-filesystem folders (or file:// URIs) are supported, not {parsed.scheme}://")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--results {path} is a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(f"--results {path} cannot be written: {error.strerror or error}") from None
+    return path
+
+
 def _compare(args: argparse.Namespace) -> int:
     from rl_diffcat.benchmark.report import write_results
-    from rl_diffcat.benchmark.runner import plan_runs, run_compare
+    from rl_diffcat.compare.engine import import_tune, run_compare
+    from rl_diffcat.compare.grid import plan_runs
 
     _check_device(args.device)
     _check_at_least(args, {**_COUNT_FLAGS, "seeds": 1, "jobs": 1, "first_seed": 0})
+    for flag in ("cpus_per_run", "gpus_per_run"):
+        value = getattr(args, flag)
+        if value is not None and (value < 0 or (flag == "cpus_per_run" and value == 0)):
+            raise ValueError(f"--{flag.replace('_', '-')} must be {'> 0' if flag == 'cpus_per_run' else '>= 0'}, got {value:g}")
     config = dict(COMPARE_DEFAULTS)
     if args.preset:
         config.update(PRESETS[args.preset])
@@ -293,6 +330,8 @@ def _compare(args: argparse.Namespace) -> int:
     }
     config.update({key: value for key, value in given.items() if value is not None})
     overrides = _parse_overrides(args.hyperparams)
+    if not args.report_only:
+        import_tune()  # without Ray: which extra to install, before anything else
     specs = plan_runs(
         config["envs"],
         config["algos"],
@@ -310,27 +349,33 @@ def _compare(args: argparse.Namespace) -> int:
         except ValueError as error:
             hint = "; --hyperparams apply to every algo of a compare: give this one to a compare of the algos that take it"
             raise ValueError(f"{error}{hint if overrides else ''}") from None
+    results = _results_folder(config["results"])
     left_out = len(config["envs"]) * len(config["algos"]) - len(pairs)
+    where = f"on the Ray cluster at {args.address}" if args.address else "on a local Ray instance"
     print(
         f"compare: {len(specs)} runs ({len(config['envs'])} envs x {len(config['algos'])} algos x {config['seeds']} seeds"
         + (f" from seed {args.first_seed}" if args.first_seed else "")
         + (f", less the {left_out} (env, algo) pair{'s' if left_out > 1 else ''} left out above" if left_out else "")
         + "), "
-        f"{args.jobs} at a time, results in {config['results']}",
+        + (f"{args.jobs} at a time {where}, " if not args.report_only else "")
+        + f"results in {config['results']}",
         flush=True,
     )
     tic = time.perf_counter()
     statuses = run_compare(
         specs,
-        config["results"],
+        results,
         jobs=args.jobs,
         device=args.device,
-        threads=args.threads or 1,
+        threads=args.threads,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        address=args.address,
         log=lambda line: print(line, flush=True),
         report_only=args.report_only,
         checkpoint_freq=args.checkpoint_freq,
     )
-    written = write_results(statuses, config["results"], overlay=config["overlay"])
+    written = write_results(statuses, results, overlay=config["overlay"])
     failed = [status for status in statuses if status["status"] == "failed"]
     missing = sum(status["status"] == "missing" for status in statuses)
     in_progress = sum(status["status"] == "in progress" for status in statuses)
@@ -342,6 +387,8 @@ def _compare(args: argparse.Namespace) -> int:
     for kind in ("markdown", "csv", "png"):
         for path in written[kind]:
             print(f"  wrote {path}")
+    if not args.report_only and (missing or in_progress):  # Tune stopped early (Ctrl-C): the report holds the runs so far
+        raise KeyboardInterrupt
     return 1 if failed else 0
 
 

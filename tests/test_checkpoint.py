@@ -1,11 +1,10 @@
 """Mid-run checkpoints: a run killed after a checkpoint goes on from it, with its curve, replay
-buffer, step counters and entropy coefficient, and a compare resumes such a run by itself."""
+buffer, step counters and entropy coefficient (a compare's runs, through Ray Tune: test_compare.py)."""
 
 import json
 import os
 import subprocess
 import sys
-import threading
 
 import pandas as pd
 import pytest
@@ -15,9 +14,7 @@ from rl_diffcat.benchmark import checkpoint as checkpoint_module
 from rl_diffcat.benchmark import runner
 from rl_diffcat.benchmark.algos import ALGOS
 from rl_diffcat.benchmark.checkpoint import read_checkpoint, write_checkpoint
-from rl_diffcat.benchmark.report import write_results
-from rl_diffcat.benchmark.runlock import RunLock
-from rl_diffcat.benchmark.runner import checkpoint_dir, default_checkpoint_freq, plan_runs, run_compare, run_dir, train_run
+from rl_diffcat.benchmark.runner import default_checkpoint_freq, train_run
 from rl_diffcat.cli import main
 
 ENV = "CartPole-v1"
@@ -68,23 +65,6 @@ def _capture_resumed_model(monkeypatch):
     original = runner.load_model
     monkeypatch.setattr(runner, "load_model", load_and_keep)
     return loaded
-
-
-def _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch):
-    """A diffcat-sac run laid out as compare starts it, killed after its first checkpoint.
-    :return: the results folder, the run's spec and folder, and the checkpoint's step."""
-    results = str(tmp_path / "results")
-    overrides = OVERRIDES["diffcat-sac"]
-    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2, overrides=overrides)
-    folder = run_dir(results, spec)
-    _kill_after_first_checkpoint(monkeypatch)
-    with pytest.raises(Killed):
-        train_run(
-            ENV, "diffcat-sac", seed=0, steps=STEPS, overrides=overrides, device="cpu", eval_freq=EVAL_FREQ, n_eval_episodes=2,
-            eval_csv=os.path.join(folder, "eval.csv"), checkpoint_dir=checkpoint_dir(results, spec), checkpoint_freq=CHECKPOINT_FREQ,
-        )  # fmt: skip
-    monkeypatch.undo()
-    return results, spec, folder, read_checkpoint(checkpoint_dir(results, spec))["step"]
 
 
 @pytest.mark.parametrize("algo", ["diffcat-sac", "discrete-sac", "ppo"])
@@ -168,66 +148,6 @@ def test_default_checkpoint_freq_is_a_multiple_of_the_eval_freq():
     assert default_checkpoint_freq(300, 150) == 150
 
 
-def test_compare_resumes_an_interrupted_run_from_its_checkpoint(tmp_path, monkeypatch, capsys):
-    results, spec, folder, step = _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch)
-    (status,) = run_compare([spec], results, device="cpu", log=print, checkpoint_freq=CHECKPOINT_FREQ)
-    out = capsys.readouterr().out
-    assert f"resume (from step {step}) {ENV} diffcat-sac seed 0" in out
-    assert status["status"] == "done" and status["summary"]["resumed_at"] == [step]
-    assert f"from its checkpoint at step {step}" in open(os.path.join(folder, "log.txt")).read()
-    assert not os.path.exists(checkpoint_dir(results, spec))
-    write_results([status], results)
-    assert f"| diffcat-sac | 0 | done (resumed at {step}) |" in open(os.path.join(results, "summary.md")).read()
-    assert pd.read_csv(os.path.join(results, "runs.csv"))["resumed_at"].tolist() == [step]
-
-
-def test_compare_leaves_a_run_another_compare_holds_alone(tmp_path, monkeypatch, capsys):
-    """Two compares on one results folder: the second neither trains nor deletes the first's run."""
-    results, spec, folder, step = _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch)
-    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a locked run must not be started"))
-    with RunLock.acquire(folder):  # the other compare
-        (status,) = run_compare([spec], results, device="cpu", log=print, checkpoint_freq=CHECKPOINT_FREQ)
-    out = capsys.readouterr().out
-    assert f"skipping {ENV} diffcat-sac seed 0: another compare is running it (compare pid {os.getpid()}" in out
-    assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": step}
-    assert read_checkpoint(checkpoint_dir(results, spec))["step"] == step, "its checkpoint is kept"
-
-
-def test_a_locked_run_that_has_not_checkpointed_yet_is_in_progress(tmp_path, monkeypatch):
-    results = str(tmp_path / "results")
-    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2)
-    folder = run_dir(results, spec)
-    os.makedirs(folder)
-    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a locked run must not be started"))
-    with RunLock.acquire(folder):  # another compare has just started it: no curve yet
-        assert run_compare([spec], results, log=lambda line: None)[0]["status"] == "missing"
-        pd.DataFrame([{"env": ENV, "algo": "diffcat-sac", "seed": 0, "step": 0, "mean_return": 9.0, "std_return": 0.0, "wall_clock": 0.1}]).to_csv(
-            os.path.join(folder, "eval.csv"), index=False
-        )  # its first evaluation
-        (status,) = run_compare([spec], results, log=lambda line: None)
-    assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": None}
-    write_results([status], results)
-    assert "in progress: last evaluation 9.0 at step 0 of" in open(os.path.join(results, "summary.md")).read()
-
-
-def test_a_run_another_compare_finishes_meanwhile_is_reported_finished(tmp_path, monkeypatch):
-    """The compare that ends last writes the report: a run the other one held and has finished since
-    is tabulated with its final return, not as in progress."""
-    results = str(tmp_path / "results")
-    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=STEPS, eval_freq=EVAL_FREQ, n_eval_episodes=2)
-    folder = run_dir(results, spec)
-    os.makedirs(folder)
-    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a locked run must not be started"))
-    finished = threading.Event()
-    summary = {"final_mean_return": 42.0}
-    monkeypatch.setattr(runner, "read_done", lambda results_dir, spec: summary if finished.is_set() else None)
-    real_read_holder = runner.read_holder
-    monkeypatch.setattr(runner, "read_holder", lambda folder: (finished.set(), real_read_holder(folder))[1])
-    with RunLock.acquire(folder):  # the other compare, which finishes the run while this one looks
-        (status,) = run_compare([spec], results, log=lambda line: None)
-    assert status["status"] == "skipped" and status["summary"] == summary
-
-
 def test_train_cli_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
     save = str(tmp_path / "model.zip")
     argv = ["train", ENV, "--algo", "ppo", "--steps", "600", "--eval-freq", "200", "--eval-episodes", "2", "--device", "cpu"]
@@ -259,27 +179,6 @@ def test_a_resumed_run_on_our_own_env_registers_it_first():
     assert result.stdout.split()[-1] == "2"
 
 
-def test_report_only_shows_a_checkpointed_run_as_in_progress(tmp_path, monkeypatch, capsys):
-    """A run spanning sessions is reported with its curve so far, but not aggregated."""
-    results, spec, folder, step = _compare_run_killed_after_its_first_checkpoint(tmp_path, monkeypatch)
-    (status,) = run_compare([spec], results, log=print, report_only=True)
-    assert "0 of 1 runs finished, 1 in progress (checkpointed, or training in another compare), 0 failed, 0 missing" in capsys.readouterr().out
-    assert status["status"] == "in progress" and status["summary"] == {"checkpoint_step": step}
-    written = write_results([status], results)
-    curve = pd.read_csv(os.path.join(folder, "eval.csv"))
-    last = curve.sort_values("step").iloc[-1]
-    assert last["step"] >= step, "the evaluations up to the checkpoint are on record"
-    curves = pd.read_csv(os.path.join(results, "eval_curves.csv"))
-    assert curves["step"].tolist() == curve["step"].tolist(), "its curve is written (and plotted)"
-    assert len(written["png"]) == 1
-    runs = pd.read_csv(os.path.join(results, "runs.csv"))
-    assert runs["status"].tolist() == ["in progress"] and runs["evaluated_to"].tolist() == [last["step"]]
-    assert runs["final_mean_return"].isna().all() and runs["mean_eval_return"].isna().all()
-    table = open(os.path.join(results, "summary.md")).read()
-    assert f"| diffcat-sac | 0 of 1 | {STEPS} | no finished run |" in table
-    assert f"in progress: last evaluation {last['mean_return']:.1f} at step {int(last['step'])} of {STEPS}" in table
-
-
 class _BufferHolder:
     """The part of an off-policy SB3 model that saves and loads its replay buffer."""
 
@@ -288,8 +187,10 @@ class _BufferHolder:
     save_replay_buffer = OffPolicyAlgorithm.save_replay_buffer
     load_replay_buffer = OffPolicyAlgorithm.load_replay_buffer
 
-    def __init__(self, buffer):
+    def __init__(self, buffer, spaces_from=None):
         self.replay_buffer, self.verbose, self.device = buffer, 0, "cpu"
+        source = buffer if spaces_from is None else spaces_from  # a model's spaces, which the data-only format takes on load
+        self.observation_space, self.action_space = source.observation_space, source.action_space
 
 
 def _filled_buffer(kind, n_transitions, capacity=500, optimize_memory_usage=False):
@@ -337,7 +238,7 @@ def test_replay_buffer_checkpoint_holds_only_the_filled_rows_and_grows_back(kind
     _BufferHolder(buffer).save_replay_buffer(str(tmp_path / "whole.pkl"))
     assert os.path.getsize(tmp_path / "cut.pkl") < 0.2 * os.path.getsize(tmp_path / "whole.pkl")
 
-    loaded = _BufferHolder(None)
+    loaded = _BufferHolder(None, spaces_from=buffer)
     checkpoint_module.load_replay_buffer(loaded, str(tmp_path / "cut.pkl"))
     restored = loaded.replay_buffer
     assert type(restored) is type(buffer) and not hasattr(restored, checkpoint_module.CUT_ATTRIBUTE)
@@ -358,7 +259,7 @@ def test_replay_buffer_checkpoint_holds_only_the_filled_rows_and_grows_back(kind
 
 def test_full_and_sb3_written_buffers_load_unchanged(tmp_path):
     """A full buffer is saved whole, and a buffer SB3's save_replay_buffer wrote (checkpoints from
-    before buffers were cut) loads as it is."""
+    before buffers were cut) loads as it is, when trusted (a pickle can run code: test_safe_loading.py)."""
     import numpy as np
 
     full = _filled_buffer("plain", 520)
@@ -366,7 +267,7 @@ def test_full_and_sb3_written_buffers_load_unchanged(tmp_path):
     partial = _filled_buffer("plain", 37)
     _BufferHolder(partial).save_replay_buffer(str(tmp_path / "sb3.pkl"))
     for name, buffer in (("full.pkl", full), ("sb3.pkl", partial)):
-        loaded = _BufferHolder(None)
-        checkpoint_module.load_replay_buffer(loaded, str(tmp_path / name))
+        loaded = _BufferHolder(None, spaces_from=buffer)
+        checkpoint_module.load_replay_buffer(loaded, str(tmp_path / name), trust_file=name == "sb3.pkl")
         assert (loaded.replay_buffer.pos, loaded.replay_buffer.full) == (buffer.pos, buffer.full)
         np.testing.assert_array_equal(loaded.replay_buffer.observations, buffer.observations)

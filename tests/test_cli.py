@@ -1,11 +1,10 @@
-"""The rl-diffcat command line: train, compare (results files, crash isolation, resume) and its errors.
+"""The rl-diffcat command line: train, compare's plan and usage errors (compare on Ray: test_compare.py).
 
 Budgets are tiny (a few hundred steps): these tests check the plumbing, not learning.
 """
 
 import json
 import os
-import shutil
 
 import pandas as pd
 import pytest
@@ -13,9 +12,8 @@ import torch
 
 from rl_diffcat.benchmark.algos import ALGOS, load_hyperparams
 from rl_diffcat.benchmark.presets import PRESETS
-from rl_diffcat.benchmark.report import write_results
-from rl_diffcat.benchmark import runner
-from rl_diffcat.benchmark.runner import RunSpec, plan_runs, read_done, run_compare, run_dir
+from rl_diffcat.compare import engine
+from rl_diffcat.compare.grid import RunSpec, plan_runs
 from rl_diffcat.cli import main
 
 ENV = "CartPole-v1"
@@ -49,9 +47,6 @@ ALGO_PARAMS = [
     else algo
     for algo in ALGOS
 ]
-# The compare tests pay ~3 s of imports per run (one process each): two algos keep them short,
-# the train test above covers every algo in-process.
-COMPARE_ALGOS = ["ppo", "diffcat-sac"]
 
 
 @pytest.mark.parametrize("algo", ALGO_PARAMS)
@@ -84,137 +79,6 @@ def test_train_names_the_file_sb3_wrote_for_a_save_path_without_extension(tmp_pa
     assert f"model saved to {tmp_path / 'mymodel.zip'};" in capsys.readouterr().out
     assert json.loads((tmp_path / "done.json").read_text())["model"] == str(tmp_path / "mymodel.zip")
     assert (tmp_path / "mymodel.zip").exists()
-
-
-@pytest.fixture(scope="module")
-def compare_dir(tmp_path_factory):
-    """One compare of two algos x 2 seeds, 2 runs at a time, through the CLI."""
-    results = str(tmp_path_factory.mktemp("compare") / "results")
-    argv = ["compare", "--envs", ENV, "--algos", ",".join(COMPARE_ALGOS), "--seeds", "2", "--steps", "300"]
-    argv += ["--eval-freq", "150", "--eval-episodes", "2", "--jobs", "2", "--device", "cpu", "--results", results]
-    argv += ["--hyperparams", "policy_kwargs.net_arch=[32, 32]"]  # overrides must survive resume too
-    assert main(argv) == 0
-    return results, argv
-
-
-def test_compare_writes_csv_png_and_table_with_every_run(compare_dir):
-    results, _ = compare_dir
-    curves = pd.read_csv(os.path.join(results, "eval_curves.csv"))
-    expected = {(algo, seed) for algo in COMPARE_ALGOS for seed in (0, 1)}
-    assert set(zip(curves["algo"], curves["seed"])) == expected
-    assert (curves.groupby(["algo", "seed"])["step"].min() == 0).all()
-    runs = pd.read_csv(os.path.join(results, "runs.csv"))
-    assert set(zip(runs["algo"], runs["seed"])) == expected and (runs["status"] == "done").all()
-    assert (runs["wall_clock_s"] > 0).all() and (runs["env_steps_per_s"] > 0).all()
-    mean_eval = curves.groupby(["algo", "seed"])["mean_return"].mean()
-    for row in runs.itertuples():
-        assert row.mean_eval_return == pytest.approx(mean_eval[row.algo, row.seed])
-    for png in (f"learning_curves_{ENV}.png", "final_scores.png"):
-        with open(os.path.join(results, png), "rb") as file:
-            assert file.read(8) == b"\x89PNG\r\n\x1a\n"
-    table = open(os.path.join(results, "summary.md")).read()
-    for algo in COMPARE_ALGOS:
-        assert sum(line.startswith(f"| {algo} | {seed} | done |") for line in table.splitlines() for seed in (0, 1)) == 2
-        assert f"| {algo} | 2 | 300 |" in table  # the aggregate row with the IQM
-
-
-def test_compare_resume_skips_finished_runs(compare_dir, capsys):
-    results, argv = compare_dir
-    markers = [os.path.join(results, "runs", name, "done.json") for name in os.listdir(os.path.join(results, "runs"))]
-    before = {path: os.stat(path).st_mtime_ns for path in markers}
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert f"{len(markers)} of {len(markers)} runs already finished" in out and "start" not in out
-    assert {path: os.stat(path).st_mtime_ns for path in markers} == before
-
-
-def test_a_run_finished_by_another_compare_meanwhile_is_not_retrained(compare_dir, monkeypatch, capsys):
-    results, _ = compare_dir
-    overrides = {"policy_kwargs.net_arch": [32, 32]}  # as in compare_dir
-    (spec,) = plan_runs([ENV], ["ppo"], [0], steps=300, eval_freq=150, n_eval_episodes=2, overrides=overrides)
-    marker = os.path.join(run_dir(results, spec), "done.json")
-    before = os.stat(marker).st_mtime_ns
-    looks = []
-    real_read_done = runner.read_done
-
-    def not_done_at_first_look(*args):  # the other compare finishes it between plan and lock
-        looks.append(args)
-        return None if len(looks) == 1 else real_read_done(*args)
-
-    monkeypatch.setattr(runner, "read_done", not_done_at_first_look)
-    monkeypatch.setattr(runner, "train_command", lambda *args: pytest.fail("a finished run must not be started"))
-    (status,) = run_compare([spec], results, device="cpu")
-    assert status["status"] == "skipped" and len(looks) == 2
-    assert f"{ENV} ppo seed 0 was finished by another compare" in capsys.readouterr().out
-    assert os.stat(marker).st_mtime_ns == before
-
-
-def test_finished_run_is_stale_when_its_hyperparameters_change(compare_dir, monkeypatch):
-    results, _ = compare_dir
-    overrides = {"policy_kwargs.net_arch": [32, 32]}
-    (spec,) = plan_runs([ENV], ["ppo"], [0], steps=300, eval_freq=150, n_eval_episodes=2, overrides=overrides)
-    assert read_done(results, spec) is not None
-    original = runner.load_hyperparams
-
-    def edited_yml(*args, **kwargs):  # as if someone changed ppo.yml after the run
-        return {**original(*args, **kwargs), "gamma": 0.5}
-
-    monkeypatch.setattr(runner, "load_hyperparams", edited_yml)
-    assert read_done(results, spec) is None
-
-
-def test_report_only_trains_nothing_and_lists_missing_runs(compare_dir, capsys):
-    results, argv = compare_dir
-    argv = list(argv)
-    argv[argv.index("--seeds") + 1] = "3"  # seed 2 never ran
-    assert main(argv + ["--report-only", "--overlay"]) == 0
-    assert "start" not in capsys.readouterr().out
-    assert not os.path.exists(os.path.join(results, "learning_curves_overlay.png")), "one env: nothing to overlay"
-    table = open(os.path.join(results, "summary.md")).read()
-    for algo in COMPARE_ALGOS:
-        assert f"| {algo} | 2 | missing | n/a |" in table and f"| {algo} | 2 of 3 | 300 |" in table
-    assert not any(name.endswith("seed2") for name in os.listdir(os.path.join(results, "runs")))
-
-
-def test_first_seed_picks_the_seeds_of_a_compare(compare_dir, tmp_path, capsys):
-    results = str(tmp_path / "results")
-    shutil.copytree(compare_dir[0], results)
-    argv = list(compare_dir[1])
-    argv[argv.index("--results") + 1] = results
-    argv[argv.index("--seeds") + 1] = "2"
-    assert main(argv + ["--first-seed", "1", "--report-only"]) == 0  # seeds 1 and 2: 1 finished, 2 never ran
-    assert "x 2 seeds from seed 1)" in capsys.readouterr().out
-    runs = pd.read_csv(os.path.join(results, "runs.csv"))
-    assert sorted(runs["seed"].unique()) == [1, 2]
-    assert set(runs.loc[runs["seed"] == 1, "status"]) == {"done"} and set(runs.loc[runs["seed"] == 2, "status"]) == {"missing"}
-    table = open(os.path.join(results, "summary.md")).read()
-    for algo in COMPARE_ALGOS:
-        assert f"| {algo} | 1 of 2 | 300 |" in table and f"| {algo} | 0 | done |" not in table
-
-
-def test_crashed_run_is_reported_and_others_finish(compare_dir, tmp_path, capsys):
-    results = str(tmp_path / "results")
-    shutil.copytree(compare_dir[0], results)
-    overrides = {"policy_kwargs.net_arch": [32, 32]}  # as in compare_dir, so those runs are reused
-    finished = plan_runs([ENV], ["ppo"], [0, 1], steps=300, eval_freq=150, n_eval_episodes=2, overrides=overrides)
-    broken = RunSpec(ENV, "ppo", 7, 300, 150, 2, overrides={"not_a_ppo_argument": 1})
-    statuses = run_compare(finished + [broken], results, device="cpu")
-    assert [status["status"] for status in statuses] == ["skipped", "skipped", "failed"]
-    assert "not_a_ppo_argument" in capsys.readouterr().out  # the error line is shown to the user
-    assert not os.path.exists(os.path.join(run_dir(results, broken), "done.json"))
-    write_results(statuses, results)
-    table = open(os.path.join(results, "summary.md")).read()
-    assert "| ppo | 7 | failed | n/a |" in table and "| ppo | 2 of 3 | 300 |" in table
-    capsys.readouterr()
-    # Read back later (--report-only): the crash is still a failure, not a run that never started.
-    statuses = run_compare(finished + [broken], results, report_only=True)
-    assert [status["status"] for status in statuses] == ["skipped", "skipped", "failed"]
-    out = capsys.readouterr().out
-    assert "1 failed, 0 missing" in out and "FAILED" in out and "not_a_ppo_argument" in out
-    # the failure belongs to its configuration: the same seed without the bad override never ran
-    plain = RunSpec(ENV, "ppo", 7, 300, 150, 2)
-    assert run_dir(results, plain) == run_dir(results, broken)
-    assert run_compare([plain], results, report_only=True)[0]["status"] == "missing"
 
 
 @pytest.mark.parametrize(
@@ -265,9 +129,9 @@ def test_hyperparameter_values_are_read_as_yaml_1_2_numbers_and_reach_compare_ru
     overrides = _parse_overrides(items)
     assert overrides == {"learning_rate": 0.001, "ent_coef": 1e-05, "tau": 0.005, "schedule": "lin_1e-3",
                          "policy_kwargs.net_arch": [64, 64]}  # PyYAML alone reads '1e-3' as a string
-    # a compare hands each run its overrides on the command line of a new process
-    command = runner.train_command(RunSpec(ENV, "ppo", 0, 100, 50, 2, overrides), "/tmp/unused")
-    assert _parse_overrides([command[i + 1] for i, arg in enumerate(command) if arg == "--hyperparams"]) == overrides
+    # a compare hands each run its overrides in its Tune trial's configuration
+    spec = RunSpec(ENV, "ppo", 0, 100, 50, 2, overrides)
+    assert RunSpec.from_config(json.loads(json.dumps(spec.config()))).overrides == overrides
     assert _split_list(["ppo,diffcat-sac", "ppo", "diffcat-sac:gumbel_softmax"]) == ["ppo", "diffcat-sac", "diffcat-sac:gumbel_softmax"]
 
 
@@ -399,7 +263,7 @@ def test_a_missing_module_behind_an_env_is_a_usage_error(monkeypatch, capsys):
 
 
 def test_compare_refuses_an_override_one_of_its_algos_does_not_take_before_training(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "run_compare", lambda *args, **kwargs: pytest.fail("nothing may train"))
+    monkeypatch.setattr(engine, "run_compare", lambda *args, **kwargs: pytest.fail("nothing may train"))
     argv = ["compare", "--algos", "diffcat-sac", "ppo", "--steps", "300", "--results", str(tmp_path)]
     assert main(argv + ["--hyperparams", "target_entropy_scale=0.3"]) == 2
     err = capsys.readouterr().err

@@ -13,7 +13,7 @@ import pandas as pd
 
 from rl_diffcat.benchmark.plots import _default_title, _draw_curves, _stops_short, curve_with_band
 from rl_diffcat.benchmark.report import write_results
-from rl_diffcat.benchmark.runner import RunSpec, run_dir
+from rl_diffcat.compare.grid import RunSpec, run_dir
 
 
 def _curve(env, algo, seed, last_step, value):

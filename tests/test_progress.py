@@ -1,12 +1,8 @@
-"""Progress lines of a compare's runs in flight: speed and time left, read from their eval.csv."""
-
-import subprocess
-import sys
-import textwrap
+"""Progress lines of a compare's runs in flight: speed and time left, from the evaluations they report."""
 
 import pytest
 
-from rl_diffcat.benchmark.progress import format_duration, progress_line, read_eval_rows, wait_reporting_progress
+from rl_diffcat.benchmark.progress import format_duration, progress_line
 
 
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (44.6, "45s"), (750, "12m30s"), (25_320, "7h02m"), (-3, "0s")])
@@ -30,31 +26,6 @@ def test_progress_line_uses_the_speed_of_the_last_interval():
         " (this interval holds random steps from before learning started at 10000: no time estimate yet)"
     )
     assert progress_line("run", rows, 300_000, warmup_steps=10_000).endswith("10.0 env-steps/s, about 7h46m left")
-
-
-def test_wait_reports_each_new_evaluation_and_returns_the_exit_code(tmp_path):
-    eval_csv = tmp_path / "eval.csv"
-    child = textwrap.dedent(
-        f"""
-        import time
-        path = {str(eval_csv)!r}
-        with open(path, "w") as f:
-            f.write("env,algo,seed,step,mean_return,std_return,wall_clock\\n")
-        for step, ret, wall in [(0, -5.0, 1.0), (100, 1.0, 11.0), (200, 2.5, 21.0)]:
-            with open(path, "a") as f:
-                f.write(f"e,a,0,{{step}},{{ret}},0.0,{{wall}}\\n")
-            time.sleep(0.4)
-        raise SystemExit(3)
-        """
-    )
-    lines = []
-    process = subprocess.Popen([sys.executable, "-c", child])
-    assert wait_reporting_progress(process, str(eval_csv), "run", 400, lines.append, poll_s=0.05) == 3
-    assert lines == [
-        "run: step 100/400 (25%), eval 1.000, 10.0 env-steps/s, about 30s left",
-        "run: step 200/400 (50%), eval 2.500, 10.0 env-steps/s, about 20s left",
-    ]
-    assert [row["step"] for row in read_eval_rows(str(eval_csv))] == [0, 100, 200]
 
 
 def test_returns_get_the_decimals_their_size_needs():

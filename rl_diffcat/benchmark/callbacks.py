@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -29,6 +29,7 @@ class EvalCurveCallback(BaseCallback):
     :param csv_path: file the rows are appended to (created with a header), or None.
     :param run_info: ``{"env", "algo", "seed"}`` written in every row.
     :param verbose: 1 prints each evaluation.
+    :param on_row: receives each new row (a compare reports it to Ray Tune).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class EvalCurveCallback(BaseCallback):
         csv_path: Optional[str] = None,
         run_info: Optional[Dict[str, Any]] = None,
         verbose: int = 0,
+        on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
     ) -> None:
         super().__init__(verbose)
         if eval_freq < 1 or n_eval_episodes < 1:
@@ -48,6 +50,7 @@ class EvalCurveCallback(BaseCallback):
         self.n_eval_episodes = n_eval_episodes
         self.csv_path = csv_path
         self.run_info = dict(run_info or {})
+        self.on_row = on_row
         self.rows: List[Dict[str, Any]] = []
         self.eval_time = 0.0
         self._next_eval = 0
@@ -145,5 +148,7 @@ class EvalCurveCallback(BaseCallback):
         if self.csv_path is not None:
             with open(self.csv_path, "a", newline="") as file:
                 csv.writer(file).writerow([row[key] for key in EVAL_COLUMNS])
+        if self.on_row is not None:
+            self.on_row(dict(row))
         if self.verbose:
             print(f"step {row['step']}: return {row['mean_return']:.2f} +/- {row['std_return']:.2f}", flush=True)

@@ -97,16 +97,35 @@ def load_replay_buffer(model: Any, path: str) -> None:
     delattr(buffer, CUT_ATTRIBUTE)
 
 
+class CheckpointError(Exception):
+    """A checkpoint file that cannot be read (truncated, not JSON, missing keys).
+
+    :param path: the file.
+    :param reason: what was wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 def read_checkpoint(folder: str) -> Optional[Dict[str, Any]]:
     """:param folder: a checkpoint folder.
     :return: its state, with ``model``, ``replay_buffer`` and ``vecnormalize`` as full paths (or
         None), or None when the folder holds no complete checkpoint.
+    :raises CheckpointError: naming ``state.json`` when it cannot be read.
     """
     path = os.path.join(folder, STATE_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as file:
-        state = json.load(file)
+    try:
+        with open(path) as file:
+            state = json.load(file)
+        for key in ("config", "step"):
+            state[key]  # noqa: B018 - a state without them is damaged
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(path, f"{type(error).__name__}: {error}") from None
     for key in ("model", "replay_buffer", "vecnormalize"):
         state.setdefault(key, None)  # checkpoints written before normalize was supported have no statistics
         if state[key] is not None:
@@ -160,24 +179,23 @@ def write_checkpoint(folder: str, model: Any, state: Dict[str, Any]) -> Dict[str
 
 
 class RunCheckpointCallback(BaseCallback):
-    """Write a checkpoint every ``save_freq`` env steps, at the start of a rollout.
+    """Save a checkpoint every ``save_freq`` env steps, at the start of a rollout.
 
     At that point everything collected so far has been trained on (PPO) or stored in the replay
     buffer (SAC), so the saved model, buffer and step counter agree.
 
-    :param folder: the checkpoint folder.
     :param save_freq: env steps between checkpoints.
-    :param run_state: returns the JSON-serialisable run state to store with each checkpoint.
+    :param save: writes the checkpoint of the model it is given (:func:`write_checkpoint` into a
+        folder, or a compare's hand-over to Ray Tune).
     :param verbose: 1 prints a line per checkpoint.
     """
 
-    def __init__(self, folder: str, save_freq: int, run_state: Callable[[], Dict[str, Any]], verbose: int = 0) -> None:
+    def __init__(self, save_freq: int, save: Callable[[Any], None], verbose: int = 0) -> None:
         super().__init__(verbose)
         if save_freq < 1:
             raise ValueError(f"save_freq must be >= 1, got {save_freq}")
-        self.folder = folder
         self.save_freq = save_freq
-        self.run_state = run_state
+        self.save = save
         self._next_save = 0
 
     def _on_training_start(self) -> None:
@@ -186,11 +204,11 @@ class RunCheckpointCallback(BaseCallback):
     def _on_rollout_start(self) -> None:
         if self.num_timesteps < self._next_save:
             return
-        write_checkpoint(self.folder, self.model, self.run_state())
+        self.save(self.model)
         while self._next_save <= self.num_timesteps:
             self._next_save += self.save_freq
         if self.verbose:
-            print(f"checkpoint at step {self.num_timesteps} in {self.folder}", flush=True)
+            print(f"checkpoint at step {self.num_timesteps}", flush=True)
 
     def _on_step(self) -> bool:
         return True

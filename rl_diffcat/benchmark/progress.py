@@ -1,18 +1,12 @@
-"""Progress of the runs a compare has in flight: one line per new evaluation of a run, with its
-speed and the time it still needs, read from the ``eval.csv`` its process appends to.
-
-A compare's runs write to their own log files, so without this a multi-hour compare (HalfCheetah
-at ~10 env-steps/s) says nothing between a run's start and its end.
+"""Progress lines of a compare's runs: one per new evaluation of a run (reported through Ray
+Tune, :mod:`rl_diffcat.compare.engine`), with its speed and the time it still needs, and the
+number formats the report shares.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-import os
-import subprocess
-import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 
 def return_decimals(returns: Sequence[float]) -> int:
@@ -40,21 +34,6 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def read_eval_rows(path: str) -> List[Dict[str, float]]:
-    """The ``step``, ``mean_return`` and ``wall_clock`` of each row of an ``eval.csv`` written so far
-    (a row still being written is skipped). :return: [] if the file does not exist yet."""
-    if not os.path.exists(path):
-        return []
-    rows = []
-    with open(path, newline="") as file:
-        for row in csv.DictReader(file):
-            try:
-                rows.append({key: float(row[key]) for key in ("step", "mean_return", "wall_clock")})
-            except (KeyError, TypeError, ValueError):
-                continue
-    return rows
-
-
 def progress_line(name: str, rows: List[Dict[str, float]], total_steps: int, warmup_steps: int = 0) -> str:
     """``name: step 40000/300000 (13%), eval 1234.5, 10.2 env-steps/s, about 7h02m left``: the speed
     over the last evaluation interval (evaluations included), so the estimate follows a run whose
@@ -80,40 +59,4 @@ def progress_line(name: str, rows: List[Dict[str, float]], total_steps: int, war
     return line
 
 
-def wait_reporting_progress(
-    process: subprocess.Popen,
-    eval_csv: str,
-    name: str,
-    total_steps: int,
-    log: Callable[[str], None],
-    poll_s: float = 10.0,
-    warmup_steps: int = 0,
-) -> int:
-    """Wait for ``process``, logging :func:`progress_line` each time its ``eval.csv`` gains a row.
-
-    :return: the process' exit code.
-    """
-    seen = len(read_eval_rows(eval_csv))  # rows of an earlier segment of a resumed run are old news
-    last_mtime: Optional[float] = None
-
-    def report_new_rows() -> None:
-        nonlocal seen, last_mtime
-        mtime = os.path.getmtime(eval_csv) if os.path.exists(eval_csv) else None
-        if mtime == last_mtime:
-            return
-        last_mtime = mtime
-        rows = read_eval_rows(eval_csv)
-        if len(rows) > seen and rows[-1]["step"] > 0:
-            log(progress_line(name, rows, total_steps, warmup_steps))
-        seen = len(rows)  # also when it shrank: a resumed run rewrites its curve up to the checkpoint
-
-    while True:
-        try:
-            returncode = process.wait(timeout=poll_s)  # returns as soon as the run ends
-        except subprocess.TimeoutExpired:
-            report_new_rows()
-            continue
-        return returncode
-
-
-__all__ = ["format_duration", "format_return", "progress_line", "read_eval_rows", "return_decimals", "wait_reporting_progress"]
+__all__ = ["format_duration", "format_return", "progress_line", "return_decimals"]

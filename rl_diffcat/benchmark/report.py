@@ -12,7 +12,7 @@ import pandas as pd
 from rl_diffcat.benchmark.callbacks import EVAL_COLUMNS
 from rl_diffcat.benchmark.plots import plot_final_scores, plot_learning_curves, plot_overlay
 from rl_diffcat.benchmark.progress import return_decimals
-from rl_diffcat.benchmark.runner import run_dir
+from rl_diffcat.compare.grid import run_dir
 from rl_diffcat.benchmark.stats import bootstrap_ci
 
 FINISHED = ("done", "skipped")
@@ -27,7 +27,7 @@ RUN_COLUMNS = (
 def collect_curves(statuses: Sequence[Dict[str, Any]], results_dir: str) -> pd.DataFrame:
     """Concatenate the ``eval.csv`` of every finished or in-progress run (failed runs are left out).
 
-    :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
+    :param statuses: the output of :func:`~rl_diffcat.compare.engine.run_compare`.
     :param results_dir: the results folder.
     :return: the rows ``env, algo, seed, step, mean_return, std_return, wall_clock``.
     """
@@ -52,7 +52,7 @@ def runs_table(statuses: Sequence[Dict[str, Any]], curves: Optional[pd.DataFrame
     go) and the step and return of its last evaluation. An in-progress run has no final return and no mean of
     evaluations: over a shorter horizon they do not compare with the finished runs'.
 
-    :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
+    :param statuses: the output of :func:`~rl_diffcat.compare.engine.run_compare`.
     :param curves: the output of :func:`collect_curves` (None: no mean over evaluations).
     """
     mean_eval: Dict[Any, float] = {}
@@ -177,7 +177,7 @@ def write_results(statuses: Sequence[Dict[str, Any]], results_dir: str, overlay:
     """Write ``eval_curves.csv``, ``runs.csv``, ``summary.md``, ``learning_curves_<env>.png`` and
     ``final_scores.png`` (every env; once a run has finished with a finite return).
 
-    :param statuses: the output of :func:`~rl_diffcat.benchmark.runner.run_compare`.
+    :param statuses: the output of :func:`~rl_diffcat.compare.engine.run_compare`.
     :param results_dir: the results folder.
     :param overlay: also draw every (env, algo) in one ``learning_curves_overlay.png`` (envs on one
         return scale, e.g. a discretized task next to its continuous original).
