@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rl_diffcat.samplers import is_number
+from rl_diffcat.validation import is_number
 
 
 class PolynomialProgramming(gym.Env):

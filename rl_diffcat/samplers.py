@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import numbers
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from rl_diffcat.validation import is_integer, is_number  # noqa: F401  (is_number: re-exported, agents import it here)
 
 _VALIDATE_DEFAULT = True
 _FAST_PATH = "auto"
@@ -110,16 +111,6 @@ def _fused_mode(device: torch.device, n_steps: int) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 # Input checks and shared helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def is_integer(value: Any) -> bool:
-    """An integer, numpy's included (a hyperparameter read from an array), but not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """A real number, numpy's included, but not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_n_steps(n_steps: int) -> None:
