@@ -9,7 +9,7 @@ against the same critic class at an earlier git revision.
 "plain" builds ``sum_i K_i`` one-hot rows per state (column ``j`` switched on in its factor, so
 the sampled action itself recurs once per factor, as a loop over the columns gives) and runs the
 whole critic on each, the first layer included. ``--against REV`` imports ``agents/common/policies.py``
-as it was at ``REV`` (from git, or from a file of that path where git is missing) and times its
+as it was at ``REV`` (a revision before #37 moved ``OneHotCritic`` to ``agents/diffcat_sac/``) (from git, or from a file of that path where git is missing) and times its
 ``neighbour_values`` too. Every version gets the same
 weights and inputs; the largest difference from the current values is printed beside the times,
 so a faster row that computes something else shows. Each row is the median of ``--repeats``
@@ -34,7 +34,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
 from _tables import write_rows  # examples/_tables.py
-from rl_diffcat.agents.common import policies
+from rl_diffcat.agents.diffcat_sac import policies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,7 @@ from stable_baselines3.common.logger import configure
 
 from conftest import requires_cuda
 from rl_diffcat.agents import DiffCatSAC, DiscreteSAC
-from rl_diffcat.agents.common.policies import OneHotCritic
+from rl_diffcat.agents.diffcat_sac.policies import OneHotCritic
 from rl_diffcat.samplers import SAMPLERS
 
 SMALL = dict(learning_starts=50, batch_size=16, buffer_size=1000, policy_kwargs=dict(net_arch=[16, 16]))
@@ -138,30 +138,6 @@ def test_actor_gradient_flows_through_the_sampled_action(sampler, q_gradient):
     model._train_step(data, model.gamma, th.tensor(0.0))
     grad_norm = sum(p.grad.abs().sum() for p in model.actor.parameters() if p.grad is not None)
     assert grad_norm > 0
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
-@pytest.mark.parametrize("path", ["pair_table", "gather", "broadcast"])  # see OneHotCritic._build_neighbour_tables
-@pytest.mark.parametrize("nvec", [[2, 3, 4], [3, 3, 3], [5], [2, 1, 3]])
-def test_neighbour_values_switch_one_factor_at_a_time(nvec, path, device, monkeypatch):
-    if path == "gather":
-        monkeypatch.setattr(OneHotCritic, "max_pair_table_rows", 0)
-    monkeypatch.setattr(OneHotCritic, "broadcast_device_types", (device,) if path == "broadcast" else ())
-    space = spaces.MultiDiscrete(nvec)
-    model = DiffCatSAC("MlpPolicy", FactoredEnv(space), seed=0, device=device, **SMALL)
-    obs = th.rand(5, 4, device=device)
-    actions = th.stack([th.randint(0, k, (5,), device=device) for k in space.nvec], dim=1)
-    values = model.critic.neighbour_values(obs, model.buffer_one_hot(actions))
-    column = 0
-    for factor, k in enumerate(space.nvec):
-        for category in range(k):
-            switched = actions.clone()
-            switched[:, factor] = category
-            expected = model.critic(obs, model.buffer_one_hot(switched))
-            for got, want in zip(values, expected):
-                th.testing.assert_close(got[:, column], want.squeeze(-1))
-            column += 1
-    assert model.critic.pair_table == (path != "gather")
 
 
 def test_neighbour_gradient_equals_autograd_for_a_linear_critic():
