@@ -21,53 +21,14 @@ from torch.nn import functional as F
 
 from rl_diffcat.agents.common.action_masks import check_masks, env_masks, log_valid_counts, masked_buffer_class, masks_supported, sample_valid
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
+from rl_diffcat.agents.common.hyperparameters import check_sac_hyperparameters, parse_ent_coef
 from rl_diffcat.agents.common.cuda_graph import GraphedStep, graph_supported, make_capturable, release_capturable, set_learning_rate
 from rl_diffcat.agents.common.nonfinite import check_first_observation, check_logged_means, check_transition
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
 from rl_diffcat.distributions import indices_to_one_hot
-from rl_diffcat.samplers import is_number
 from rl_diffcat.serialization import SafeLoadMixin
 
-TWIN_Q_REDUCTIONS = ("min", "mean")
 SelfCategoricalSAC = TypeVar("SelfCategoricalSAC", bound="CategoricalSAC")
-
-
-def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0."""
-    if allow_none and value is None:
-        return
-    if not is_number(value) or not (0 < value < math.inf):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """``value`` as a bool; raise ``ValueError`` naming ``name`` unless it is one (``bool("False")``
-    would be True: a flag read as a string from a config must not switch the option on)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_count(name: str, value: Any, minimum: int, hint: str = "") -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        floated = " (YAML reads 1e4 as a float: write 10000)" if isinstance(value, float) else ""
-        raise ValueError(f"{name} must be an integer >= {minimum}{hint}, got {value!r}{floated}")
-
-
-def check_train_freq(train_freq: Any) -> Tuple[int, str]:
-    """``train_freq`` as SB3 takes it, ``n`` or ``(n, "step" | "episode")``, with ``n >= 1``
-    (SB3 accepts 0 here and fails only in ``learn``, with a bare AssertionError).
-
-    :return: the pair ``(n, unit)`` with a Python int, the only form SB3 converts (a YAML list
-        or a numpy integer would fail there with a message about integers)."""
-    if isinstance(train_freq, (tuple, list)):
-        if len(train_freq) != 2 or train_freq[1] not in ("step", "episode"):
-            raise ValueError(f"train_freq must be an integer or a pair (n, 'step' | 'episode'), got {train_freq!r}")
-        check_count("train_freq[0]", train_freq[0], 1)
-        return int(train_freq[0]), str(train_freq[1])
-    check_count("train_freq", train_freq, 1, " (or a pair (n, 'step' | 'episode'))")
-    return int(train_freq), "step"
 
 
 def polyak_update(params: List[th.Tensor], target_params: List[th.Tensor], tau: float) -> None:
@@ -181,63 +142,23 @@ class CategoricalSAC(SafeLoadMixin, OffPolicyAlgorithm):
         device: Union[th.device, str] = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if not callable(learning_rate):
-            check_positive("learning_rate", learning_rate)
-        scale = target_entropy_scale
-        if not is_number(scale) or not (0.0 < scale <= 1.0):
-            raise ValueError(f"target_entropy_scale must be in (0, 1] (a fraction of the max entropy), got {scale!r}")
-        if not is_number(tau) or not (0.0 < tau <= 1.0):
-            raise ValueError(f"tau (Polyak coefficient) must be in (0, 1], got {tau!r}")
-        if not is_number(gamma) or not (0.0 <= gamma <= 1.0):
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-        check_count("batch_size", batch_size, 1)
-        check_count("buffer_size", buffer_size, 1)
-        check_count("learning_starts", learning_starts, 0)
-        if gradient_steps != -1:
-            check_count("gradient_steps", gradient_steps, 1, " (or -1: as many as env steps collected)")
-        train_freq = check_train_freq(train_freq)
-        # Python numbers for SB3, which refuses numpy ones (its schedule asserts a float)
-        learning_rate = learning_rate if callable(learning_rate) else float(learning_rate)
-        tau, gamma = float(tau), float(gamma)
-        check_count("n_steps", n_steps, 1)
-        check_count("target_update_interval", target_update_interval, 1)
-        if twin_q not in TWIN_Q_REDUCTIONS:
-            raise ValueError(f"twin_q must be one of {TWIN_Q_REDUCTIONS}, got {twin_q!r}")
-        check_positive("max_grad_norm", max_grad_norm, allow_none=True)
-        if not isinstance(ent_coef_bounds, (tuple, list)) or len(ent_coef_bounds) != 2:
-            raise ValueError(f"ent_coef_bounds must be a pair (min, max), got {ent_coef_bounds!r}")
-        low, high = ent_coef_bounds
-        check_positive("ent_coef_bounds[0]", low)
-        check_positive("ent_coef_bounds[1]", high)
-        if low >= high:
-            raise ValueError(f"ent_coef_bounds must be (min, max) with min < max, got {ent_coef_bounds!r}")
-        tuned, init = self._parse_ent_coef(ent_coef)  # fail before the env and networks are built
-        if tuned and not (low <= init <= high):
-            raise ValueError(
-                f"ent_coef={ent_coef!r} starts the tuned temperature at {init:g}, outside ent_coef_bounds {tuple(ent_coef_bounds)}: "
-                "start inside them ('auto_<init>') or widen them"
-            )
-        compile_update, cuda_graph = check_bool("compile_update", compile_update), check_bool("cuda_graph", cuda_graph)
-        backup_entropy = check_bool("backup_entropy", backup_entropy)
-        if compile_kwargs is not None and not isinstance(compile_kwargs, dict):
-            raise ValueError(f"compile_kwargs must be a dict of torch.compile arguments, got {compile_kwargs!r}")
-        if use_action_masks is not None and not isinstance(use_action_masks, bool):
-            raise ValueError(f"use_action_masks must be None (on when the env has action_masks()), True or False, got {use_action_masks!r}")
-        if cuda_graph and compile_update and (compile_kwargs or {}).get("mode") in ("reduce-overhead", "max-autotune"):
-            raise ValueError(
-                f"cuda_graph=True captures the whole step itself: use compile mode 'default' (or no compile_update), "
-                f"not {compile_kwargs['mode']!r}, which graphs the losses separately"
-            )
+        checked = check_sac_hyperparameters(
+            learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size,
+            tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps, n_steps=n_steps, ent_coef=ent_coef,
+            target_entropy_scale=target_entropy_scale, ent_coef_bounds=ent_coef_bounds, twin_q=twin_q,
+            backup_entropy=backup_entropy, max_grad_norm=max_grad_norm, target_update_interval=target_update_interval,
+            compile_update=compile_update, compile_kwargs=compile_kwargs, cuda_graph=cuda_graph, use_action_masks=use_action_masks,
+        )  # fails before the env and networks are built
         super().__init__(
             policy,
             env,
-            learning_rate,
+            checked["learning_rate"],
             buffer_size,
             learning_starts,
             batch_size,
-            tau,
-            gamma,
-            train_freq,
+            checked["tau"],
+            checked["gamma"],
+            checked["train_freq"],
             gradient_steps,
             action_noise=None,
             replay_buffer_class=replay_buffer_class,
@@ -255,15 +176,15 @@ class CategoricalSAC(SafeLoadMixin, OffPolicyAlgorithm):
             support_multi_env=True,
         )
         self.ent_coef = ent_coef
-        self.target_entropy_scale = float(target_entropy_scale)
-        self.ent_coef_bounds = (float(low), float(high))
+        self.target_entropy_scale = checked["target_entropy_scale"]
+        self.ent_coef_bounds = checked["ent_coef_bounds"]
         self.twin_q = twin_q
-        self.backup_entropy = backup_entropy
+        self.backup_entropy = checked["backup_entropy"]
         self.max_grad_norm = max_grad_norm
         self.target_update_interval = target_update_interval
-        self.compile_update = compile_update
-        self.compile_kwargs = dict(compile_kwargs or {})
-        self.cuda_graph = cuda_graph
+        self.compile_update = checked["compile_update"]
+        self.compile_kwargs = checked["compile_kwargs"]
+        self.cuda_graph = checked["cuda_graph"]
         self.use_action_masks = use_action_masks
         self._last_action_masks: Optional[np.ndarray] = None
         self._warned_predict_without_masks = False
@@ -272,22 +193,6 @@ class CategoricalSAC(SafeLoadMixin, OffPolicyAlgorithm):
         self.ent_coef_optimizer: Optional[th.optim.Adam] = None
         if _init_setup_model:
             self._setup_model()
-
-    @staticmethod
-    def _parse_ent_coef(ent_coef: Union[str, float]) -> Tuple[bool, float]:
-        """``"auto"``/``"auto_<init>"``/float -> ``(tuned, initial value)``."""
-        if isinstance(ent_coef, str):
-            value = 1.0 if ent_coef == "auto" else float("nan")
-            if ent_coef.startswith("auto_"):
-                try:
-                    value = float(ent_coef[len("auto_") :])
-                except ValueError:
-                    pass
-            if not value > 0:
-                raise ValueError(f"ent_coef must be 'auto', 'auto_<initial value > 0>' or a float > 0, got {ent_coef!r}")
-            return True, value
-        check_positive("ent_coef", ent_coef)
-        return False, float(ent_coef)
 
     # -- setup --------------------------------------------------------------------------------
     def _setup_model(self) -> None:
@@ -313,7 +218,7 @@ class CategoricalSAC(SafeLoadMixin, OffPolicyAlgorithm):
         self.action_dims = action_dims(self.action_space)
         self.max_entropy = float(sum(math.log(k) for k in self.action_dims))
         self.target_entropy = self.target_entropy_scale * self.max_entropy
-        tuned, init = self._parse_ent_coef(self.ent_coef)
+        tuned, init = parse_ent_coef(self.ent_coef)
         if tuned:
             low, high = self.ent_coef_bounds
             log_init = math.log(min(max(init, low), high))

@@ -9,9 +9,10 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 
-from rl_diffcat.agents.common.categorical_sac import CategoricalSAC, check_bool
+from rl_diffcat.agents.common.categorical_sac import CategoricalSAC
 from rl_diffcat.agents.diffcat_sac.policies import CnnPolicy, DiffCatSACPolicy, MlpPolicy, MultiInputPolicy
-from rl_diffcat.samplers import KNOBS, make_sampler
+from rl_diffcat.samplers import make_sampler
+from rl_diffcat.validation import check_bool
 
 Q_GRADIENTS = ("neighbours", "autograd")
 NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16}
@@ -28,6 +29,28 @@ def has_fast_bfloat16(device: th.device) -> bool:
     if device.type == "cpu":
         return bool(getattr(th.cpu, "_is_amx_tile_supported", lambda: False)())
     return False
+
+
+def check_diffcat_sac_hyperparameters(
+    sampler: str, sampler_kwargs: Optional[Dict[str, Any]], exact_target: Any, normalize_q: Any, q_gradient: Any, neighbour_dtype: Any
+) -> Dict[str, Any]:
+    """Check DiffCatSAC's own hyperparameters (their meaning is documented in :class:`DiffCatSAC`)
+    and raise ``ValueError`` naming the first bad one. The sampler and its knobs are checked by
+    :func:`rl_diffcat.samplers.make_sampler`, whose error this only prefixes with the arguments.
+
+    :return: ``sampler_kwargs`` with the agent's defaults (``n_steps=5``, ``t_1=0.5``) filled in,
+        ``exact_target`` and ``normalize_q`` as Python bools."""
+    sampler_kwargs = {"n_steps": 5, "t_1": 0.5, **(sampler_kwargs or {})}
+    try:
+        make_sampler(sampler, **sampler_kwargs)
+    except ValueError as error:
+        raise ValueError(f"invalid sampler={sampler!r} / sampler_kwargs={sampler_kwargs}: {error}") from None
+    checked = dict(sampler_kwargs=sampler_kwargs, exact_target=check_bool("exact_target", exact_target))
+    checked["normalize_q"] = check_bool("normalize_q", normalize_q)
+    if q_gradient not in Q_GRADIENTS:
+        raise ValueError(f"q_gradient must be one of {Q_GRADIENTS}, got {q_gradient!r}")
+    _checked_neighbour_dtype(neighbour_dtype)
+    return checked
 
 
 def _checked_neighbour_dtype(neighbour_dtype: str) -> str:
@@ -122,22 +145,13 @@ class DiffCatSAC(CategoricalSAC):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
-        sampler_kwargs = {"n_steps": 5, "t_1": 0.5, **(sampler_kwargs or {})}
-        unknown = sorted(set(sampler_kwargs) - set(KNOBS))
-        if unknown:
-            raise ValueError(f"sampler_kwargs has unknown key(s) {unknown}; valid keys: {list(KNOBS)}")
-        try:
-            make_sampler(sampler, **sampler_kwargs)
-        except ValueError as error:
-            raise ValueError(f"invalid sampler={sampler!r} / sampler_kwargs={sampler_kwargs}: {error}") from None
+        checked = check_diffcat_sac_hyperparameters(sampler, sampler_kwargs, exact_target, normalize_q, q_gradient, neighbour_dtype)
         self.sampler = sampler
-        self.sampler_kwargs = sampler_kwargs
-        self.exact_target = check_bool("exact_target", exact_target)
-        self.normalize_q = check_bool("normalize_q", normalize_q)
-        if q_gradient not in Q_GRADIENTS:
-            raise ValueError(f"q_gradient must be one of {Q_GRADIENTS}, got {q_gradient!r}")
+        self.sampler_kwargs = checked["sampler_kwargs"]
+        self.exact_target = checked["exact_target"]
+        self.normalize_q = checked["normalize_q"]
         self.q_gradient = q_gradient
-        self._neighbour_dtype = _checked_neighbour_dtype(neighbour_dtype)
+        self._neighbour_dtype = neighbour_dtype
         super().__init__(
             policy,
             env,
