@@ -80,3 +80,17 @@ def test_rl_zoo3_enjoy_imports():
     (the ``zoo`` extra installs it)."""
     pytest.importorskip("rl_zoo3")
     import rl_zoo3.enjoy  # noqa: F401
+
+
+def test_project_files_every_library_ships():
+    """LICENSE says what pyproject says (MIT); CITATION.cff cites the library and the ReDGE paper."""
+    yaml = pytest.importorskip("yaml")
+    tomllib = pytest.importorskip("tomllib")
+    license_text = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert (ROOT / "LICENSE").read_text().startswith(f"{license_text} License")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["version"] == rl_diffcat.__version__
+    assert {"message", "title", "authors", "license"} <= set(citation)
+    assert any("2601.00781" in str(reference) for reference in citation["references"])
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog and f"## [{rl_diffcat.__version__}]" in changelog
