@@ -313,6 +313,7 @@ def _child_env(temp_root):
     return env
 
 
+@pytest.mark.slow  # about a minute: the killed compare starts a Ray of its own
 def test_a_killed_compare_run_again_finishes_without_retraining_what_had_finished(tmp_path):
     """Driver and workers killed mid-run: the same command finishes the rest, from its checkpoint."""
     results = str(tmp_path / "results")
@@ -412,6 +413,7 @@ def test_a_truncated_state_file_blocks_neither_the_other_runs_nor_the_report(tmp
     assert f"going on from the previous readable checkpoint, at step {first}" in out
 
 
+@pytest.mark.slow  # about a minute: two Ray nodes of its own
 def test_a_two_node_cluster_runs_every_trial_on_the_node_with_cpus(tmp_path):
     """A head node offering no CPU and a worker node with 2, both on 127.0.0.1: ``--address``
     joins that cluster and every trial runs on the worker."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import math
 import os
 import shutil
@@ -63,12 +64,12 @@ def ray_session(address: Optional[str], num_cpus: float, num_gpus: float) -> Ite
     temp_dir = None
     if address:
         loopback = address.split("://")[-1].rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
-        ray.init(address=address, logging_level="warning", log_to_driver=False, **({"_node_ip_address": "127.0.0.1"} if loopback else {}))
+        ray.init(address=address, logging_level="error", log_to_driver=False, **({"_node_ip_address": "127.0.0.1"} if loopback else {}))
     else:
         temp_dir = tempfile.mkdtemp(prefix="rl-diffcat-ray-")  # short: Ray's socket paths must stay under 108 bytes
         ray.init(
             num_cpus=max(1, math.ceil(num_cpus)), num_gpus=num_gpus, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
-            include_dashboard=False, logging_level="warning", log_to_driver=False, object_store_memory=200 * 1024**2,
+            include_dashboard=False, logging_level="error", log_to_driver=False, object_store_memory=200 * 1024**2,
         )  # fmt: skip
     try:
         yield
@@ -150,10 +151,26 @@ def unfinished_status(results_dir: str, spec: RunSpec, log: Callable[[str], None
     return {"spec": spec, "status": "missing", "summary": None, "log": ""}
 
 
+class _Lines:
+    """Where the progress lines go. Tune pickles its callbacks with the experiment state; ``log``
+    (``print``, a test's capture) is left out of that."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log: Optional[Callable[[str], None]] = log
+
+    def __call__(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"log": None}
+
+
 def _progress_callback(tune: Any, specs: Sequence[RunSpec], results_dir: str, log: Callable[[str], None]) -> Any:
     """The one live view of a compare: a line when a run starts, one per evaluation (its speed and
     the time it still needs, :func:`~rl_diffcat.benchmark.progress.progress_line`), one when it ends."""
     by_name = {spec.name: spec for spec in specs}
+    log = _Lines(log)
 
     class ProgressLines(tune.Callback):
         def __init__(self) -> None:
@@ -307,4 +324,11 @@ def _train(
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-        tuner.fit()
+        # Tune's warnings (on Ctrl-C: "resume with Tuner.restore(...)") would contradict ours: re-run the same command.
+        tune_logger = logging.getLogger("ray.tune")
+        level = tune_logger.level
+        tune_logger.setLevel(logging.ERROR)
+        try:
+            tuner.fit()
+        finally:
+            tune_logger.setLevel(level)
