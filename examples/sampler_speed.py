@@ -50,7 +50,7 @@ def redge_with(path: str, n_steps: int, t_1: float) -> Callable[[torch.Tensor], 
     def run(leaf: torch.Tensor) -> torch.Tensor:
         samplers.set_fast_path(mode)
         if options:
-            from rl_diffcat import triton_redge
+            from rl_diffcat.samplers import triton as triton_redge
 
             triton_redge.set_launch_options(int(tile) if tile else None, int(stages) if stages else None)
         try:

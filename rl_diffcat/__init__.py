@@ -3,6 +3,7 @@
 from rl_diffcat.distributions import DiffusionCategorical, MultiDiffusionCategorical
 from rl_diffcat.samplers import (
     SAMPLERS,
+    fast_path,
     get_sampler,
     gumbel_softmax,
     make_sampler,
@@ -11,8 +12,10 @@ from rl_diffcat.samplers import (
     reindge,
     reinmax,
     score_function,
+    set_fast_path,
     set_validation,
     straight_through,
+    validate_inputs,
 )
 from rl_diffcat.serialization import UnsafeFileError, safe_load
 
@@ -23,6 +26,7 @@ __all__ = [
     "MultiDiffusionCategorical",
     "SAMPLERS",
     "UnsafeFileError",
+    "fast_path",
     "get_sampler",
     "gumbel_softmax",
     "make_sampler",
@@ -32,6 +36,8 @@ __all__ = [
     "reinmax",
     "safe_load",
     "score_function",
+    "set_fast_path",
     "set_validation",
     "straight_through",
+    "validate_inputs",
 ]

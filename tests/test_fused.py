@@ -5,8 +5,8 @@ import torch
 
 from conftest import requires_cuda
 from rl_diffcat import samplers
-from rl_diffcat.fused import redge_soft_fused
-from rl_diffcat.samplers import redge, redge_denoise
+from rl_diffcat.samplers import fast_path, redge, redge_denoise
+from rl_diffcat.samplers.fused import redge_soft_fused
 
 
 @pytest.mark.parametrize("n_steps, t_1", [(2, 0.5), (5, 0.5), (10, 0.1), (3, 0.9)])
@@ -39,15 +39,12 @@ def test_fused_chain_checks_its_knobs_whatever_is_cached():
 
 
 def run_redge(mode, device="cpu"):
-    samplers.set_fast_path(mode)
-    try:
+    with fast_path(mode):
         logits = torch.randn(512, 18, generator=torch.Generator().manual_seed(1)).to(device).requires_grad_(True)
         gen = torch.Generator(device=device).manual_seed(2)
         x = redge(logits, 5, 0.5, generator=gen)
         (x * torch.arange(18.0, device=device)).sum().backward()
         return x.detach().cpu(), logits.grad.cpu()
-    finally:
-        samplers.set_fast_path("auto")
 
 
 def test_redge_gives_the_same_samples_and_gradients_on_both_paths():
@@ -77,3 +74,7 @@ def test_compiled_path_matches_reference_on_cuda():
 def test_bad_fast_path_mode():
     with pytest.raises(ValueError, match="fast path mode"):
         samplers.set_fast_path("fast")
+    with pytest.raises(ValueError, match="fast path mode"):
+        fast_path("fast")  # checked when the context manager is made, before any block runs
+    with pytest.raises(ValueError, match="fast path mode"):
+        redge(torch.randn(2, 3), fast_path="fast")

@@ -283,11 +283,51 @@ def test_nan_logits_raise_unless_validation_is_off(name):
     with pytest.raises(ValueError, match="NaN"):
         make_sampler(name)(logits, hard=True)
     make_sampler(name)(logits, hard=True, validate_args=False)  # no host sync, no check
-    samplers.set_validation(False)
+    with samplers.validate_inputs(False):
+        make_sampler(name)(logits, hard=True)
+        with pytest.raises(ValueError, match="NaN"):
+            make_sampler(name)(logits, hard=True, validate_args=True)  # the call's keyword wins
+    with pytest.raises(ValueError, match="NaN"):
+        make_sampler(name)(logits, hard=True)  # the block is over
+    samplers.set_validation(False)  # the process default (compatibility setter)
     try:
         make_sampler(name)(logits, hard=True)
     finally:
         samplers.set_validation(True)
+
+
+def test_settings_context_managers_restore_what_they_found():
+    """``with fast_path(...)`` / ``with validate_inputs(...)`` nest, restore the value found on
+    entering (not the library default) also when the block raises, and work as decorators."""
+    samplers.set_fast_path("eager")
+    try:
+        with samplers.fast_path("off"):
+            assert samplers.fast_path_mode() == "off"
+            with pytest.raises(RuntimeError, match="inside"):
+                with samplers.fast_path("compiled"), samplers.validate_inputs(False):
+                    assert samplers.fast_path_mode() == "compiled" and not samplers.validation_enabled()
+                    raise RuntimeError("inside")
+            assert samplers.fast_path_mode() == "off" and samplers.validation_enabled()
+        assert samplers.fast_path_mode() == "eager"
+
+        @samplers.fast_path("off")
+        def mode_inside():
+            return samplers.fast_path_mode()
+
+        assert mode_inside() == "off" and samplers.fast_path_mode() == "eager"
+        assert samplers.fast_path_mode("compiled") == "compiled"  # a call's keyword wins
+    finally:
+        samplers.set_fast_path("auto")
+    with pytest.raises(ValueError, match="fast path mode"):
+        samplers.fast_path_mode("fast")
+
+
+def test_fast_path_keyword_gives_the_reference_samples():
+    logits = torch.randn(64, 7, generator=torch.Generator().manual_seed(0))
+    outs = [
+        redge(logits, 5, 0.5, generator=torch.Generator().manual_seed(1), fast_path=mode) for mode in ("off", "eager")
+    ]
+    assert torch.equal(*outs)
 
 
 @pytest.mark.parametrize(

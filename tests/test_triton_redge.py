@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rl_diffcat import samplers
-from rl_diffcat.samplers import redge, redge_denoise, triton_available
+from rl_diffcat.samplers import TRITON_MAX_STEPS, fast_path, redge, redge_denoise, triton_available
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 DEVICES = ["cpu"] if INTERPRETED else (["cuda"] if torch.cuda.is_available() else [])
@@ -55,15 +55,12 @@ def float64_gradient(device, batch, k, n_steps, t_1, seed=0):
 
 
 def run(mode, device, batch, k, n_steps, t_1, hard=True, masked=True, dtype=torch.float32, seed=0):
-    samplers.set_fast_path(mode)
-    try:
-        logits, weight, mask = inputs(device, batch, k, masked, dtype, seed)
-        leaf = logits.requires_grad_(True)
-        out = redge(leaf, n_steps, t_1, hard, mask=mask, generator=torch.Generator(device=device).manual_seed(seed + 1))
-        (out * weight).sum().backward()
-        return out.detach().cpu(), leaf.grad.cpu()
-    finally:
-        samplers.set_fast_path("auto")
+    logits, weight, mask = inputs(device, batch, k, masked, dtype, seed)
+    leaf = logits.requires_grad_(True)
+    generator = torch.Generator(device=device).manual_seed(seed + 1)
+    out = redge(leaf, n_steps, t_1, hard, mask=mask, generator=generator, fast_path=mode)
+    (out * weight).sum().backward()
+    return out.detach().cpu(), leaf.grad.cpu()
 
 
 @needs_kernels
@@ -97,8 +94,7 @@ def test_soft_sample_and_masked_entries(device):
 @needs_kernels
 @pytest.mark.parametrize("device", DEVICES)
 def test_batch_shapes_and_dtype(device):
-    samplers.set_fast_path("triton")
-    try:
+    with fast_path("triton"):
         logits = torch.randn(3, 4, 7, dtype=torch.float64, device=device, requires_grad=True)
         out = redge(logits, 4, 0.3)
         assert out.shape == (3, 4, 7) and out.dtype == torch.float64
@@ -106,8 +102,6 @@ def test_batch_shapes_and_dtype(device):
         assert logits.grad.shape == (3, 4, 7)
         empty = torch.randn(0, 5, device=device, requires_grad=True)
         assert redge(empty, 5, 0.5).shape == (0, 5)
-    finally:
-        samplers.set_fast_path("auto")
 
 
 @needs_kernels
@@ -119,11 +113,8 @@ def test_sample_law_matches_reference(device):
     logits = torch.tensor([2.0, 0.5, -1.0, 0.0, 1.0], device=device).expand(100_000, 5)
     freqs = []
     for mode in ("off", "triton"):
-        samplers.set_fast_path(mode)
-        try:
+        with fast_path(mode):
             out = redge(logits, 5, 0.5, generator=torch.Generator(device=device).manual_seed(3))
-        finally:
-            samplers.set_fast_path("auto")
         freqs.append(out.mean(0).cpu())
     assert torch.equal(freqs[0], freqs[1])  # the same draws in the same order
     assert 0.5 * (freqs[1] - logits[0].softmax(-1).cpu()).abs().sum() < 0.012
@@ -144,48 +135,46 @@ def test_interpreter_run_of_this_file_on_cpu():
 
 @pytest.mark.skipif(INTERPRETED or torch.cuda.is_available(), reason="checks the error off CUDA")
 def test_triton_mode_on_cpu_explains_what_it_needs():
-    samplers.set_fast_path("triton")
-    try:
-        with pytest.raises(RuntimeError, match="triton|CUDA"):
-            redge(torch.randn(4, 3), 5, 0.5)
-    finally:
-        samplers.set_fast_path("auto")
+    with fast_path("triton"), pytest.raises(RuntimeError, match="triton|CUDA"):
+        redge(torch.randn(4, 3), 5, 0.5)
+    with pytest.raises(RuntimeError, match="triton|CUDA"):
+        redge(torch.randn(4, 3), 5, 0.5, fast_path="triton")
 
 
 @pytest.mark.skipif(not triton_available(), reason="needs triton")
 def test_step_limit_agrees_with_the_kernels():
-    from rl_diffcat import triton_redge
+    from rl_diffcat.samplers import triton as kernels
 
-    assert samplers._TRITON_MAX_STEPS == triton_redge._MAX_STEPS + 1
+    assert kernels._MAX_STEPS == TRITON_MAX_STEPS - 1  # one limit, in samplers.chain
     with pytest.raises(ValueError, match="n_steps"):
-        triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, triton_redge._MAX_STEPS + 2, 0.5)
+        kernels.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, TRITON_MAX_STEPS + 1, 0.5)
     with pytest.raises(ValueError, match="power of two"):
-        triton_redge.set_launch_options(tile=100)
+        kernels.set_launch_options(tile=100)
     # the knobs are checked before the cached coefficient table, and the noise gets no gradient
     with pytest.raises(ValueError, match="n_steps"):
-        triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, 5.0, 0.5)
+        kernels.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, 5.0, 0.5)
     with pytest.raises(ValueError, match="t_1"):
-        triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, 5, 1.5)
+        kernels.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3), None, 5, 1.5)
     with pytest.raises(ValueError, match="no gradient for eps"):
-        triton_redge.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3, requires_grad=True), None, 5, 0.5)
+        kernels.redge_triton(torch.zeros(2, 3), torch.zeros(2, 3, requires_grad=True), None, 5, 0.5)
 
 
 @pytest.mark.skipif(not triton_available(), reason="needs triton")
 def test_launch_config_tiles_rows_and_follows_overrides():
     import triton
 
-    from rl_diffcat import triton_redge
+    from rl_diffcat.samplers import triton as kernels
 
-    assert all(triton_redge._next_power_of_2(n) == triton.next_power_of_2(n) for n in range(1, 3000))
+    assert all(kernels._next_power_of_2(n) == triton.next_power_of_2(n) for n in range(1, 3000))
     try:
-        triton_redge.set_launch_options()
-        assert triton_redge.launch_config(65536, 18) == (64, 32, 8, 3)  # 64 short rows per 2048 tile
-        assert triton_redge.launch_config(3, 18) == (4, 32, 1, 3)  # no more rows than the batch
-        assert triton_redge.launch_config(256, 262144) == (1, 2048, 8, 3)  # a long row streams
-        triton_redge.set_launch_options(tile=256, stages=1)
-        assert triton_redge.launch_config(256, 262144) == (1, 256, 1, 1)
+        kernels.set_launch_options()
+        assert kernels.launch_config(65536, 18) == (64, 32, 8, 3)  # 64 short rows per 2048 tile
+        assert kernels.launch_config(3, 18) == (4, 32, 1, 3)  # no more rows than the batch
+        assert kernels.launch_config(256, 262144) == (1, 2048, 8, 3)  # a long row streams
+        kernels.set_launch_options(tile=256, stages=1)
+        assert kernels.launch_config(256, 262144) == (1, 256, 1, 1)
     finally:
-        triton_redge.set_launch_options()
+        kernels.set_launch_options()
 
 
 def test_auto_never_picks_triton_off_cuda():
@@ -198,7 +187,8 @@ def test_auto_picks_triton_on_cuda_when_it_can(monkeypatch):
     cuda = torch.device("cuda")
     monkeypatch.setattr(samplers, "triton_available", lambda: True)
     assert samplers._fused_mode(cuda, 5) == "triton"
-    assert samplers._fused_mode(cuda, samplers._TRITON_MAX_STEPS) == "triton"
-    assert samplers._fused_mode(cuda, samplers._TRITON_MAX_STEPS + 1) == "compiled"
+    assert samplers._fused_mode(cuda, TRITON_MAX_STEPS) == "triton"
+    assert samplers._fused_mode(cuda, TRITON_MAX_STEPS + 1) == "compiled"
     monkeypatch.setattr(samplers, "triton_available", lambda: False)
     assert samplers._fused_mode(cuda, 5) == "compiled"
+    assert samplers._fused_mode(cuda, 5, "off") is None  # a call's fast_path wins over the default

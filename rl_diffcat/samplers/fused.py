@@ -1,14 +1,15 @@
 """A fused fast path for the ReDGE soft sample: hand-written backward, compiled on CUDA.
 
-Autograd through :func:`rl_diffcat.samplers.redge_denoise` keeps every intermediate of the DDIM
-chain alive and launches a few kernels per step. Here the forward keeps only ``logits`` and the
+Autograd through :func:`rl_diffcat.samplers.reference.redge_denoise` keeps every intermediate of
+the DDIM chain alive and launches a few kernels per step. Here the forward keeps only ``logits`` and the
 starting noise, and the backward recomputes the chain and runs the adjoint recursion below, so
 each direction is one pure tensor function that ``torch.compile`` can fuse into a handful of
 kernels. The eager reference stays the source of truth; tests check both agree.
 
 With ``z_t = logits + c_t x_t``, ``y_t = softmax(z_t)`` and ``x_{t-1} = alpha_t y_t + beta_t x_t``
-(``c_t = a_t / s_t^2``, ``beta_t = s_{t-1} / s_t``, ``alpha_t = a_{t-1} - beta_t a_t``), the adjoint
-of the chain, from ``t = 1`` back up to ``t = n-1``, is
+(``c_t = a_t / s_t^2``, ``beta_t = s_{t-1} / s_t``, ``alpha_t = a_{t-1} - beta_t a_t``: see
+:func:`~rl_diffcat.samplers.chain.chain_coefficients`), the adjoint of the chain, from ``t = 1``
+back up to ``t = n-1``, is
 
     g_y_t  = dL/dsoft            (t = 1)      or   alpha_t g_x_{t-1}   (t > 1)
     g_z_t  = y_t * (g_y_t - <g_y_t, y_t>)
@@ -23,18 +24,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from rl_diffcat.samplers import check_n_steps, check_t_1, diffusion_schedule
-
-Coeffs = Tuple[Tuple[float, float, float], ...]
-
-
-@functools.lru_cache(maxsize=64)
-def chain_coefficients(n_steps: int, t_1: float) -> Coeffs:
-    """``(c_t, alpha_t, beta_t)`` for ``t = n-1 .. 1``, in the order the forward chain uses them."""
-    a, s = diffusion_schedule(n_steps, t_1)
-    return tuple(
-        (a[t] / s[t] ** 2, a[t - 1] - s[t - 1] / s[t] * a[t], s[t - 1] / s[t]) for t in range(n_steps - 1, 0, -1)
-    )
+from rl_diffcat.samplers.chain import Coeffs, chain_coefficients, check_n_steps, check_t_1
 
 
 def _chain(logits: Tensor, x: Tensor, coeffs: Coeffs) -> List[Tensor]:

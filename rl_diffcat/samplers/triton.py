@@ -1,6 +1,6 @@
 """ReDGE in two Triton kernels: the whole DDIM chain, the hard draw and the adjoint, per row.
 
-The fused chain of :mod:`rl_diffcat.fused` still leaves ``torch.compile`` a handful of kernels per
+The fused chain of :mod:`rl_diffcat.samplers.fused` still leaves ``torch.compile`` a handful of kernels per
 direction, plus the ones around it (the Gumbel-max draw, the one-hot, the straight-through sum).
 Here one forward kernel reads ``logits``, the starting noise and the exponential noise of the hard
 draw once and writes the one-hot (or the soft sample), and one backward kernel reads ``logits``, the
@@ -11,7 +11,7 @@ Each softmax of the chain needs its row's max ``m_i`` and normalizer ``l_i``; on
 every element's whole chain is elementwise. So the forward makes one online-softmax pass per DDIM
 step (recomputing the earlier steps from their stored ``(m, l)``), then one pass for the Gumbel-max
 argmax and one that writes the output; it stores the ``(m, l)`` of each step (``B x S x 2``
-floats). The backward (adjoint recursion in :mod:`rl_diffcat.fused`) needs one row reduction
+floats). The backward (adjoint recursion in :mod:`rl_diffcat.samplers.fused`) needs one row reduction
 ``d_i = <g_y_i, y_i>`` per step, again one pass each, then a pass that writes the gradient. When a
 row fits in a block every pass after the first reads from cache; for very long rows the passes
 re-read device memory, which BENCHMARKS.md quantifies. ``K`` and the step count are compile-time
@@ -39,10 +39,9 @@ from torch import Tensor
 import triton
 import triton.language as tl
 
-from rl_diffcat.fused import chain_coefficients
-from rl_diffcat.samplers import check_n_steps, check_t_1
+from rl_diffcat.samplers.chain import TRITON_MAX_STEPS, chain_coefficients, check_n_steps, check_t_1
 
-_MAX_STEPS = 16  # the kernels unroll every step: n_steps - 1 at most this
+_MAX_STEPS = TRITON_MAX_STEPS - 1  # the kernels unroll every DDIM step: n_steps - 1 at most this
 
 
 @triton.jit
@@ -116,7 +115,7 @@ def _forward_kernel(
     tl.store(stats_ptr + srow + 2 * sidx + 1, l_all, mask=s_ok)
 
     if HARD:
-        # Gumbel-max draw from the last posterior, as samplers.sample_one_hot does it.
+        # Gumbel-max draw from the last posterior, as reference.sample_one_hot does it.
         best = tl.full((ROWS,), float("-inf"), dtype=tl.float32)
         best_idx = tl.zeros((ROWS,), dtype=tl.int32)
         for k0 in tl.range(0, K, BLOCK_K, num_stages=STAGES):
@@ -295,12 +294,14 @@ def redge_triton(logits: Tensor, eps: Tensor, expo: Tensor | None, n_steps: int,
         sample. The one-hot carries the soft sample's gradient (straight-through).
 
     Only ``logits`` gets a gradient: the kernels treat the noise as a constant, so an ``eps``
-    that requires grad is refused (``rl_diffcat.fused.redge_soft_fused`` differentiates it).
+    that requires grad is refused (``rl_diffcat.samplers.fused.redge_soft_fused`` differentiates it).
     """
     check_n_steps(n_steps)  # before the cached table: 5.0 == 5 would hit a cached entry unchecked
     check_t_1(t_1)
     if eps.requires_grad:
-        raise ValueError("redge_triton gives no gradient for eps; use rl_diffcat.fused.redge_soft_fused to differentiate the noise")
+        raise ValueError(
+            "redge_triton gives no gradient for eps; use rl_diffcat.samplers.fused.redge_soft_fused to differentiate the noise"
+        )
     if n_steps - 1 > _MAX_STEPS:
         raise ValueError(f"the Triton path runs at most {_MAX_STEPS + 1} steps, got n_steps={n_steps}")
     if logits.numel() == 0:  # no rows: nothing to launch
