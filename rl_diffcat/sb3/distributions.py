@@ -25,7 +25,7 @@ from stable_baselines3.common.distributions import CategoricalDistribution, Mult
 from torch.nn import functional as F
 
 from rl_diffcat.distributions import DiffusionCategorical, MultiDiffusionCategorical, indices_to_one_hot
-from rl_diffcat.samplers import make_sampler
+from rl_diffcat.samplers import checked_knobs
 
 MaybeMasks = Union[th.Tensor, np.ndarray, None]
 SelfDiffCatDistribution = TypeVar("SelfDiffCatDistribution", bound="DiffCatDistributionMixin")
@@ -34,15 +34,18 @@ SelfDiffCatDistribution = TypeVar("SelfDiffCatDistribution", bound="DiffCatDistr
 def check_sampler_knobs(sampler: str, n_steps: int, t_1: float, tau: float) -> dict:
     """Validate the sampler settings now (not at the first ``rsample``) and return them as kwargs.
 
+    The check itself is the samplers' (:func:`rl_diffcat.samplers.checked_knobs`, what
+    ``make_sampler`` runs); this adds where the settings came from to its message.
+
     :param sampler: name in ``rl_diffcat.samplers.SAMPLERS``.
     :param n_steps: ReDGE number of noise levels (>= 2).
-    :param t_1: ReDGE stopping level in (0, 0.9999).
+    :param t_1: ReDGE stopping level in [1e-4, 0.9999) (``rl_diffcat.samplers.MIN_T_1``).
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     :raises ValueError: unknown sampler name (the message lists the valid ones) or a bad knob.
     """
     knobs = dict(sampler=sampler, n_steps=n_steps, t_1=t_1, tau=tau)
     try:
-        make_sampler(sampler, n_steps=n_steps, t_1=t_1, tau=tau)
+        checked_knobs(sampler, n_steps=n_steps, t_1=t_1, tau=tau)
     except ValueError as error:
         # PPO and A2C have an n_steps of their own (the rollout length): say which one was wrong
         raise ValueError(
@@ -163,7 +166,7 @@ class DiffusionCategoricalDistribution(DiffCatDistributionMixin, CategoricalDist
 
     :param action_dim: number of discrete actions.
     :param n_steps: ReDGE number of noise levels (>= 2), used by :meth:`rsample` only.
-    :param t_1: ReDGE stopping level in (0, 0.9999), used by :meth:`rsample` only.
+    :param t_1: ReDGE stopping level in [1e-4, 0.9999), used by :meth:`rsample` only.
     :param sampler: pathwise sampler of :meth:`rsample`, a name in ``rl_diffcat.samplers.SAMPLERS``.
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     """
@@ -196,7 +199,7 @@ class MultiDiffusionCategoricalDistribution(DiffCatDistributionMixin, MultiCateg
 
     :param action_dims: sizes of the independent factors.
     :param n_steps: ReDGE number of noise levels (>= 2), used by :meth:`rsample` only.
-    :param t_1: ReDGE stopping level in (0, 0.9999), used by :meth:`rsample` only.
+    :param t_1: ReDGE stopping level in [1e-4, 0.9999), used by :meth:`rsample` only.
     :param sampler: pathwise sampler of :meth:`rsample`, a name in ``rl_diffcat.samplers.SAMPLERS``.
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     """
@@ -247,7 +250,7 @@ def make_diffcat_distribution(
 
     :param action_space: the environment's action space.
     :param n_steps: ReDGE number of noise levels (>= 2).
-    :param t_1: ReDGE stopping level in (0, 0.9999).
+    :param t_1: ReDGE stopping level in [1e-4, 0.9999).
     :param sampler: name in ``rl_diffcat.samplers.SAMPLERS``.
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     :raises ValueError: for any other action space, or bad sampler settings.

@@ -35,7 +35,7 @@ class DiffCatPolicyMixin:
     :param lr_schedule: learning rate schedule.
     :param sampler: pathwise sampler of ``action_dist.rsample()`` (see ``rl_diffcat.samplers.SAMPLERS``).
     :param n_steps: ReDGE number of noise levels (>= 2).
-    :param t_1: ReDGE stopping level in (0, 0.9999).
+    :param t_1: ReDGE stopping level in [1e-4, 0.9999).
     :param tau: temperature of ``gumbel_softmax``/``reinmax``/``reindge``.
     """
 
