@@ -82,6 +82,77 @@ def test_rl_zoo3_enjoy_imports():
     import rl_zoo3.enjoy  # noqa: F401
 
 
+def library_import_graph() -> dict:
+    """``{module: modules of the library it imports}``, read from the source with ``ast``: every
+    ``import`` statement counts, those inside functions too (a lazy import does not make a cycle
+    go away). ``from p import name`` points at the submodule ``p.name`` when there is one, else at
+    ``p``; the implicit import of a module's parent packages is not an edge, nor an import under
+    ``if TYPE_CHECKING:`` (it never runs)."""
+    import ast
+
+    def runtime_nodes(node):
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = child.test if isinstance(child, ast.If) else None
+            if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+                yield from (n for c in child.orelse for n in runtime_nodes(c))
+            else:
+                yield from runtime_nodes(child)
+
+    roots = {"rl_diffcat": "rl_diffcat", "agents": "rl_diffcat.agents", "envs": "rl_diffcat.envs"}
+    files = {}
+    for folder, prefix in roots.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            files[".".join((prefix, *parts))] = path
+    graph = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets = set()
+        for node in runtime_nodes(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative import
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                targets.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names)
+        graph[module] = {t for t in targets if t in files and t != module}
+    return graph
+
+
+def test_library_modules_import_without_a_cycle():
+    """Dependencies point one way (issue #37): no chain of imports among the library's modules
+    (rl_diffcat, agents, envs) leads back to where it started."""
+    graph = library_import_graph()
+    assert {"rl_diffcat.samplers", "rl_diffcat.samplers.chain", "rl_diffcat.validation"} <= set(graph)
+    state, stack = {}, []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycle = stack[stack.index(target):] + [target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    # The samplers' leaves import nothing of the sampler package above them.
+    for leaf in ("rl_diffcat.samplers.chain", "rl_diffcat.samplers.settings", "rl_diffcat.validation"):
+        assert not {t for t in graph[leaf] if t.startswith("rl_diffcat.samplers")} - {
+            "rl_diffcat.samplers.chain", "rl_diffcat.samplers.settings"
+        }, (leaf, graph[leaf])
+
+
 def test_project_files_every_library_ships():
     """LICENSE says what pyproject says (MIT); CITATION.cff cites the library and the ReDGE paper."""
     yaml = pytest.importorskip("yaml")
