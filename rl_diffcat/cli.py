@@ -170,9 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--vecnormalize",
         default=None,
         metavar="PATH",
-        help="VecNormalize statistics of a model trained with normalize (default: <model>_vecnormalize.pkl when it exists; rl-zoo3 saves vecnormalize.pkl)",
+        help="VecNormalize statistics of a model trained with normalize (default: <model>_vecnormalize.npz when it exists; rl-zoo3's vecnormalize.pkl needs --trust-file)",
     )
     evaluate.add_argument("--json", default=None, help="also write the returns and lengths of every episode to this JSON file")
+    evaluate.add_argument(
+        "--trust-file",
+        action="store_true",
+        help="also load files that can run code when loaded: a model whose pickled entries reach beyond what rl-diffcat's files hold, "
+        "pickled VecNormalize statistics (rl-zoo3's vecnormalize.pkl, SB3's VecNormalize.save). Only for files you trust",
+    )
 
     envs = commands.add_parser(
         "envs", help="list our registered env ids, their action spaces and the extras they need",
@@ -444,6 +450,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         render=args.render,
         vecnormalize=args.vecnormalize,
         video_folder=args.video,
+        trust_file=args.trust_file,
     )
     mode = "stochastic" if args.stochastic else "deterministic"
     print(

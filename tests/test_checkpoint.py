@@ -135,7 +135,7 @@ def test_checkpoint_files_are_replaced_only_once_the_new_state_is_written(tmp_pa
     model.learn(30, reset_num_timesteps=False)
     second = write_checkpoint(folder, model, {"config": {"a": 1}})
     assert (first["step"], second["step"]) == (50, 80)
-    assert sorted(os.listdir(folder)) == ["model_80.zip", "replay_buffer_80.pkl", "state.json"]
+    assert sorted(os.listdir(folder)) == ["model_80.zip", "replay_buffer_80.npz", "state.json"]
     state = read_checkpoint(folder)
     assert state["step"] == 80 and state["model"] == os.path.join(folder, "model_80.zip")
     os.remove(state["replay_buffer"])

@@ -5,12 +5,13 @@ A checkpoint is a folder with
 
 * ``model_<step>.zip``: the model, saved with ``model.save`` (weights, optimizers, entropy
   coefficient, step counters, learning-rate schedule);
-* ``replay_buffer_<step>.pkl``: the replay buffer of off-policy algos, cut to the transitions it
-  holds (a 1M-transition buffer 20k steps into a run is 2% full; SB3's ``save_replay_buffer``
+* ``replay_buffer_<step>.npz``: the replay buffer of off-policy algos in a data-only format
+  (:mod:`rl_diffcat.serialization`: arrays and JSON, read without pickle), cut to the transitions
+  it holds (a 1M-transition buffer 20k steps into a run is 2% full; SB3's ``save_replay_buffer``
   would write all of it: 332 MB on HalfCheetah) and grown back to its capacity on resume;
-* ``model_<step>_vecnormalize.pkl``: the ``VecNormalize`` statistics of a run with ``normalize``
-  (:mod:`~rl_diffcat.benchmark.normalization`), without which its policy's inputs change scale;
-  named as ``rl-diffcat evaluate`` looks for them beside a model;
+* ``model_<step>_vecnormalize.npz``: the ``VecNormalize`` statistics of a run with ``normalize``
+  (:mod:`~rl_diffcat.benchmark.normalization`, also data-only), without which its policy's inputs
+  change scale; named as ``rl-diffcat evaluate`` looks for them beside a model;
 * ``state.json``: written last and atomically. It names the two files above and holds the run's
   configuration and the evaluation callback's state (the learning curve so far, its schedule and
   its clocks).
@@ -26,7 +27,6 @@ the episode that was running when the checkpoint was taken is cut off there.
 
 from __future__ import annotations
 
-import copy
 import glob
 import json
 import os
@@ -34,55 +34,38 @@ import shutil
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
-from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.save_util import save_to_pkl
 
-from rl_diffcat.benchmark.normalization import save_stats, stats_path
+from rl_diffcat.benchmark.normalization import STATS_SUFFIX, save_stats, stats_path
+from rl_diffcat.serialization import DATA_SUFFIX, load_replay_buffer_into, write_replay_buffer
 
 STATE_FILE = "state.json"
-CUT_ATTRIBUTE = "_rl_diffcat_cut"  # on a buffer saved cut to its filled rows: the attributes cut
-
-
-def _per_transition_arrays(buffer: ReplayBuffer) -> Dict[str, Any]:
-    """The buffer's attributes indexed by transition (first axis ``buffer_size``): arrays, or dicts
-    of arrays for ``DictReplayBuffer`` observations."""
-    def indexed(value: Any) -> bool:
-        return isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == buffer.buffer_size
-
-    return {
-        name: value
-        for name, value in vars(buffer).items()
-        if indexed(value) or (isinstance(value, dict) and value and all(indexed(item) for item in value.values()))
-    }
+CUT_ATTRIBUTE = "_rl_diffcat_cut"  # on a buffer pickled by rl-diffcat < 0.2 cut to its filled rows: the attributes cut
 
 
 def save_replay_buffer(model: Any, path: str) -> None:
-    """Pickle ``model.replay_buffer`` with only its filled rows while it is not full.
+    """Save ``model.replay_buffer`` in the data-only format (:func:`~rl_diffcat.serialization.write_replay_buffer`:
+    no pickle, only the filled rows while it is not full), whatever the algorithm.
 
-    Only plain ``ReplayBuffer``/``DictReplayBuffer`` are cut (others, such as HER's, are saved
-    whole by SB3). One row past ``pos`` is kept: with ``optimize_memory_usage`` the next
-    observation of the last transition is stored there.
+    :param model: an off-policy SB3 model.
+    :param path: the file to write (``replay_buffer_<step>.npz`` in a checkpoint).
     """
-    buffer = model.replay_buffer
-    if type(buffer) not in (ReplayBuffer, DictReplayBuffer) or buffer.full or buffer.pos + 1 >= buffer.buffer_size:
-        model.save_replay_buffer(path)
-        return
-    rows = buffer.pos + 1
-    compact = copy.copy(buffer)  # the arrays below are views: the live buffer is not touched
-    arrays = _per_transition_arrays(buffer)
-    for name, value in arrays.items():
-        setattr(compact, name, {key: item[:rows] for key, item in value.items()} if isinstance(value, dict) else value[:rows])
-    setattr(compact, CUT_ATTRIBUTE, sorted(arrays))
-    save_to_pkl(path, compact)
+    write_replay_buffer(model.replay_buffer, path)
 
 
-def load_replay_buffer(model: Any, path: str) -> None:
-    """Load a buffer written by :func:`save_replay_buffer` (or SB3's ``save_replay_buffer``) into
-    ``model``, with its full capacity: the rows not saved come back as zeros, as SB3 allocates them."""
-    model.load_replay_buffer(path)
+def load_replay_buffer(model: Any, path: str, trust_file: bool = False) -> None:
+    """Load a buffer written by :func:`save_replay_buffer` into ``model``, with its full capacity,
+    without pickle (:func:`~rl_diffcat.serialization.load_replay_buffer_into`).
+
+    :param model: an off-policy SB3 model.
+    :param path: the buffer file.
+    :param trust_file: also load a pickle file (SB3's ``save_replay_buffer``, or a checkpoint
+        written before the data-only format), which can run code.
+    :raises UnsafeFileError: a pickle file without ``trust_file``.
+    """
+    load_replay_buffer_into(model, path, trust_file)
     buffer = model.replay_buffer
-    cut = getattr(buffer, CUT_ATTRIBUTE, None)
+    cut = getattr(buffer, CUT_ATTRIBUTE, None)  # a trusted pickle of an old checkpoint, cut to its filled rows
     if cut is None:
         return
 
@@ -160,7 +143,7 @@ def write_checkpoint(folder: str, model: Any, state: Dict[str, Any]) -> Dict[str
     model.save(os.path.join(folder, model_name))
     buffer_name = None
     if getattr(model, "replay_buffer", None) is not None:
-        buffer_name = f"replay_buffer_{step}.pkl"
+        buffer_name = f"replay_buffer_{step}{DATA_SUFFIX}"
         save_replay_buffer(model, os.path.join(folder, buffer_name))
     stats_name = os.path.basename(stats_path(model_name))
     if save_stats(model, os.path.join(folder, stats_name)) is None:
@@ -171,7 +154,8 @@ def write_checkpoint(folder: str, model: Any, state: Dict[str, Any]) -> Dict[str
         json.dump(state, file, indent=2)
     os.replace(tmp, os.path.join(folder, STATE_FILE))
     keep = {model_name, buffer_name, stats_name}
-    for pattern in ("model_*.zip", "replay_buffer_*.pkl", "model_*_vecnormalize.pkl"):
+    # the .pkl patterns: files of checkpoints written before the data-only format
+    for pattern in ("model_*.zip", f"replay_buffer_*{DATA_SUFFIX}", f"model_*{STATS_SUFFIX}", "replay_buffer_*.pkl", "model_*_vecnormalize.pkl"):
         for path in glob.glob(os.path.join(folder, pattern)):
             if os.path.basename(path) not in keep:
                 os.remove(path)
