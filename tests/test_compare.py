@@ -372,16 +372,17 @@ def _truncate(path):
         file.truncate(max(1, os.path.getsize(path) // 3))
 
 
-@pytest.mark.parametrize("damaged", ["state.json", "model", "replay_buffer"])
+@pytest.mark.parametrize("damaged", ["state.json", "model", "replay_buffer", "vecnormalize"])
 def test_a_damaged_checkpoint_is_named_and_the_run_goes_on_from_the_one_before(damaged, tmp_path):
     results = str(tmp_path / "results")
-    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=400, eval_freq=100, n_eval_episodes=2, overrides=SAC_SMOKE)
+    overrides = {**SAC_SMOKE, "normalize": True} if damaged == "vecnormalize" else SAC_SMOKE
+    (spec,) = plan_runs([ENV], ["diffcat-sac"], [0], steps=400, eval_freq=100, n_eval_episodes=2, overrides=overrides)
     (newest, older), (first, second) = _checkpointed_run(results, spec, 2)
     state = json.load(open(os.path.join(newest, "state.json")))
     path = os.path.join(newest, "state.json" if damaged == "state.json" else state[damaged])
     _truncate(path)
     lines = []
-    summary = train_run(ENV, "diffcat-sac", seed=0, steps=400, overrides=SAC_SMOKE, device="cpu", eval_freq=100, n_eval_episodes=2,
+    summary = train_run(ENV, "diffcat-sac", seed=0, steps=400, overrides=overrides, device="cpu", eval_freq=100, n_eval_episodes=2,
                         resume_from=[newest, older], log=lines.append)  # fmt: skip
     assert summary["resumed_at"] == [first]
     assert path in lines[0] and "passing over that checkpoint" in lines[0]
@@ -389,7 +390,7 @@ def test_a_damaged_checkpoint_is_named_and_the_run_goes_on_from_the_one_before(d
     # Both damaged: from scratch, and it says so.
     _truncate(os.path.join(older, "state.json"))
     lines.clear()
-    summary = train_run(ENV, "diffcat-sac", seed=0, steps=400, overrides=SAC_SMOKE, device="cpu", eval_freq=100, n_eval_episodes=2,
+    summary = train_run(ENV, "diffcat-sac", seed=0, steps=400, overrides=overrides, device="cpu", eval_freq=100, n_eval_episodes=2,
                         resume_from=[newest, older], log=lines.append)  # fmt: skip
     assert summary["resumed_at"] == [] and lines[-1] == "no readable checkpoint is left: starting over from scratch"
 
