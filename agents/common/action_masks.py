@@ -8,11 +8,13 @@ agents' one-hot actions, so a mask lines up with the logits it masks.
 The replay buffers here keep the masks of ``s`` and ``s'`` next to each transition: the actor is
 trained on ``pi(.|s)`` restricted to the actions valid in ``s``, and the critic's target averages
 over the actions valid in ``s'`` (with n-step returns, in the state the return bootstraps from).
+:class:`ActionMasksMixin` is what the agents change in SB3's rollouts to collect them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional
+import warnings
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch as th
@@ -227,3 +229,119 @@ def masked_buffer_class(observation_space: spaces.Space, given: Optional[type], 
         raise ValueError(f"replay_buffer_class={given.__name__} has no n-step returns; with n_steps > 1 leave it out")
     return given
 
+
+
+class ActionMasksMixin:
+    """What a masked agent changes in SB3's off-policy rollouts (mixed in before
+    ``OffPolicyAlgorithm``): warm-up and policy actions among the valid ones, the masks of ``s``
+    and ``s'`` handed to the buffer with each transition, ``predict``'s ``action_masks``, and an
+    env without masks refused early. Off when ``use_action_masks`` is False."""
+
+    use_action_masks: Optional[bool]
+    action_dims: List[int]
+    env: Optional[VecEnv]
+    _last_action_masks: Optional[np.ndarray]
+    _warned_predict_without_masks: bool
+
+    def _setup_action_masks(self) -> None:
+        """Decide whether the agent masks actions (``use_action_masks=None``: when the env has
+        ``action_masks()``; decided once, then saved) and pick the replay buffer that stores masks."""
+        if self.use_action_masks is None:
+            self.use_action_masks = masks_supported(self.env)
+        if not self.use_action_masks:
+            return
+        self._check_env_has_masks(self.env)
+        if self.optimize_memory_usage:
+            raise ValueError("action masks need optimize_memory_usage=False (the next observation's mask is stored apart)")
+        if self.cuda_graph:
+            raise ValueError("action masks are not supported with cuda_graph=True yet: use cuda_graph=False")
+        self.replay_buffer_class = masked_buffer_class(self.observation_space, self.replay_buffer_class, self.n_steps)
+        if self.n_steps > 1:
+            # what SB3 adds for its own NStepReplayBuffer, which it only picks when no class is given
+            self.replay_buffer_kwargs.update({"n_steps": self.n_steps, "gamma": self.gamma})
+
+    def _check_env_has_masks(self, env: Optional[VecEnv]) -> None:
+        """Raise ``ValueError`` if this masked agent is given an env without ``action_masks()``."""
+        if env is not None and not masks_supported(env):
+            raise ValueError(
+                "use_action_masks=True needs an env with an action_masks() method returning one bool per action "
+                "(sb3-contrib's convention); this env has none"
+            )
+
+    def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+        """SB3's exploration step; with action masks, warm-up and policy actions are drawn among
+        the valid actions of each env, and the masks are kept for the transition being stored."""
+        if not self.use_action_masks:
+            return super()._sample_action(learning_starts, action_noise, n_envs)  # type: ignore[misc]
+        if self._last_action_masks is None:  # set by _store_transition for the observation after a step
+            self._last_action_masks = env_masks(self.env, self.action_dims)
+        masks = self._last_action_masks
+        if self.num_timesteps < learning_starts:
+            action = sample_valid(masks, self.action_dims, self.action_space.np_random)
+            action = action.reshape((n_envs, *self.action_space.shape)).astype(self.action_space.dtype)
+        else:
+            action, _ = self.predict(self._last_obs, deterministic=False, action_masks=masks)
+        return action, action
+
+    def set_env(self, env: Any, force_reset: bool = True) -> None:
+        """SB3's ``set_env``; a masked agent refuses an env without masks here, not deep in ``learn``."""
+        env = self._wrap_env(env, self.verbose)
+        if self.use_action_masks:
+            self._check_env_has_masks(env)
+        super().set_env(env, force_reset)  # type: ignore[misc]
+
+    def _store_transition(
+        self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray, dones: np.ndarray, infos: List[Dict[str, Any]]
+    ) -> None:
+        """SB3's ``_store_transition``; with action masks it first hands the buffer the masks of
+        ``s`` and ``s'``. The env has already reset after an episode's last step, so the mask of
+        its last observation is read from ``info["action_masks"]`` (see
+        :class:`~rl_diffcat.envs.ActionMasksInInfo`); where the env does not report it, every
+        action counts as valid there: a terminated episode's target does not use it, but a
+        time-limit cut bootstraps from the unmasked policy at that observation."""
+        if self.use_action_masks:
+            current = env_masks(self.env, self.action_dims)  # of new_obs: after a reset, of the new episode
+            next_masks = current.copy()
+            for env_index in np.flatnonzero(dones):
+                last = infos[env_index].get("action_masks")
+                # Only a time-limit cut bootstraps from its last observation. A real terminal state
+                # may rule out every action (game over); its mask is never read, so all-valid is
+                # stored (an all-False row would turn the ignored target into NaN).
+                cut = infos[env_index].get("TimeLimit.truncated", False)
+                next_masks[env_index] = True if last is None or not cut else check_masks(last, self.action_dims, 1, 'info["action_masks"]')[0]
+            replay_buffer.store_masks(self._last_action_masks, next_masks)
+            self._last_action_masks = current  # the next _sample_action acts on new_obs
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
+
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Tuple[int, Any]:
+        """SB3's ``_setup_learn``; the masks kept for the last observation are dropped, as it may
+        have reset the env (or ``set_env`` changed it)."""
+        self._last_action_masks = None
+        return super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
+
+    def predict(
+        self,
+        observation: Union[np.ndarray, Dict[str, np.ndarray]],
+        state: Optional[Tuple[np.ndarray, ...]] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = False,
+        action_masks: Optional[np.ndarray] = None,
+    ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
+        """SB3's ``predict``, plus sb3-contrib's ``action_masks`` (bools ``(n_obs, sum(K_i))``, False
+        = never chosen), so sb3-contrib's maskable ``evaluate_policy`` works as with MaskablePPO.
+        A masked agent asked without masks (SB3's ``evaluate_policy`` or ``EvalCallback`` ask so)
+        acts on every action, as MaskablePPO does; it warns once."""
+        if self.use_action_masks and action_masks is None and not self._warned_predict_without_masks:
+            self._warned_predict_without_masks = True
+            warnings.warn(
+                f"{type(self).__name__} was trained with action masks, but predict() got none, so it may choose "
+                "masked actions. Pass action_masks= (sb3-contrib's maskable evaluate_policy and MaskableEvalCallback "
+                "do; SB3's evaluate_policy and EvalCallback do not).",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
+
+    def _excluded_save_params(self) -> List[str]:
+        # the masks of the last observation and the warning are per run
+        return super()._excluded_save_params() + ["_last_action_masks", "_warned_predict_without_masks"]  # type: ignore[misc]
