@@ -17,6 +17,10 @@ from torch.distributions import Distribution, constraints, kl_divergence, regist
 from rl_diffcat.samplers import make_sampler, one_hot_like, prepare_logits, sample_index, sample_one_hot, valid_actions
 
 
+#: Logits beyond this magnitude are normalized after moving the largest to 0 (see DiffusionCategorical).
+HUGE_LOGIT = 1e30
+
+
 class DiffusionCategorical(Distribution):
     """Categorical distribution over one-hot vectors with a pathwise ``rsample``.
 
@@ -62,9 +66,12 @@ class DiffusionCategorical(Distribution):
             # normalized at the input's precision, not the samplers' float32 (where a valid logit 1e39
             # below the largest is -inf: its log-probability is finite in float64)
             masked = logits if mask is None else logits.masked_fill(~mask.to(logits.device), float("-inf"))
-        # The largest valid logit to 0 first: next to 3e38 (1e39 in float64) log(2) is below the
-        # resolution, and [3e38, 3e38] got log-probabilities [0, 0]; next to 16, 8e-7 is.
-        masked = masked - masked.amax(-1, keepdim=True).detach()
+        # torch's Categorical normalizes as logits - logsumexp(logits); the same arithmetic keeps SB3's
+        # PPO with the drop-in policy bit-identical to its own. Only where the largest valid logit
+        # is beyond HUGE_LOGIT, where log(K) is below its resolution ([3e38, 3e38] would get
+        # log-probabilities [0, 0]), does it move to 0 first (subtracting 0 elsewhere changes no bit).
+        top = masked.amax(-1, keepdim=True).detach()
+        masked = masked - torch.where(top.abs() > HUGE_LOGIT, top, torch.zeros_like(top))
         self.logits = (masked - masked.logsumexp(-1, keepdim=True)).to(logits.dtype)
         # A log-probability below the dtype's range is -inf (float16's -6e4 - 6e4, float32's -3e38 - 3e38):
         # that action has probability 0 too (kept valid, its entropy term was 0 * -inf = NaN).

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from torch.distributions import OneHotCategorical
 
 from rl_diffcat import samplers
-from rl_diffcat.distributions import DiffusionCategorical, MultiDiffusionCategorical
+from rl_diffcat.distributions import HUGE_LOGIT, DiffusionCategorical, MultiDiffusionCategorical
 from rl_diffcat.samplers import MIN_T_1, NOISE_END_SIGNAL, SAMPLERS, TAU_RANGE, make_sampler, sampler_knobs
 
 PROPERTY = settings(
@@ -226,9 +226,19 @@ def reference(logits: torch.Tensor, valid: torch.Tensor) -> OneHotCategorical:
     return OneHotCategorical(logits=masked - masked.amax(-1, keepdim=True), validate_args=False)
 
 
-def assert_close_in(dtype: torch.dtype, ours: torch.Tensor, exact: torch.Tensor, terms: int = 1) -> None:
-    """``ours`` (in ``dtype``) equals the float64 ``exact`` up to a few roundings per summed term."""
-    tolerance = 4 * EPS[dtype] * terms if dtype != torch.float64 else 1e-12 * terms
+def normalizer_magnitude(logits: torch.Tensor, valid: torch.Tensor) -> float:
+    """The largest ``|max valid logit|`` of a row that the distribution normalizes as torch's
+    Categorical does (``logits - logsumexp(logits)``, beyond ``HUGE_LOGIT`` the largest moves to 0
+    first): the rounding of that logsumexp is relative to it."""
+    top = torch.where(valid, logits.double(), -math.inf).amax(-1).abs()
+    top = torch.where(torch.isfinite(top) & (top <= HUGE_LOGIT), top, 0.0)
+    return float(top.max()) if top.numel() else 0.0
+
+
+def assert_close_in(dtype: torch.dtype, ours: torch.Tensor, exact: torch.Tensor, terms: int = 1, magnitude: float = 0.0) -> None:
+    """``ours`` (in ``dtype``) equals the float64 ``exact`` up to a few roundings per summed term,
+    and of the normalizer, whose size is ``magnitude`` (:func:`normalizer_magnitude`)."""
+    tolerance = 4 * EPS[dtype] * (terms + magnitude) if dtype != torch.float64 else 1e-12 * terms + 4 * EPS[dtype] * magnitude
     torch.testing.assert_close(ours.double(), exact.to(dtype).double(), rtol=tolerance, atol=tolerance)
 
 
@@ -253,10 +263,11 @@ def test_diffusion_categorical_matches_one_hot_categorical_and_rsamples_valid_on
     assert not (dist.mask & ~valid).any()
     probs = dist.probs
     assert probs.dtype == logits.dtype and torch.isfinite(probs).all() and (probs[~valid] == 0).all()
-    assert_close_in(logits.dtype, probs, ref.probs, terms=1)
+    magnitude = normalizer_magnitude(logits, valid)
+    assert_close_in(logits.dtype, probs, ref.probs, terms=1, magnitude=magnitude)
     support = dist.enumerate_support()
-    assert_close_in(logits.dtype, dist.log_prob(support), ref.log_prob(support))
-    assert_close_in(logits.dtype, dist.entropy(), ref.entropy(), terms=k)
+    assert_close_in(logits.dtype, dist.log_prob(support), ref.log_prob(support), magnitude=magnitude)
+    assert_close_in(logits.dtype, dist.entropy(), ref.entropy(), terms=k, magnitude=magnitude)
 
     x = dist.rsample((2,))
     assert x.dtype == logits.dtype and x.shape == (2,) + logits.shape
@@ -297,7 +308,8 @@ def test_multi_diffusion_categorical_is_the_product_of_one_hot_categoricals(data
     for part, v in zip(torch.split(x, dims, dim=-1), factors_valid):
         assert_one_hot(part, v)
     exact_log_prob = sum(ref.log_prob(part) for ref, part in zip(refs, torch.split(x.detach().double(), dims, dim=-1)))
-    assert_close_in(logits.dtype, dist.log_prob(x.detach()), exact_log_prob, terms=len(dims))
-    assert_close_in(logits.dtype, dist.entropy(), sum(ref.entropy() for ref in refs), terms=sum(dims))
+    magnitude = sum(normalizer_magnitude(part, v) for part, v in zip(torch.split(logits, dims, dim=-1), factors_valid))
+    assert_close_in(logits.dtype, dist.log_prob(x.detach()), exact_log_prob, terms=len(dims), magnitude=magnitude)
+    assert_close_in(logits.dtype, dist.entropy(), sum(ref.entropy() for ref in refs), terms=sum(dims), magnitude=magnitude)
     ((x.double() * weights(x.shape, seed)).sum() + dist.entropy().double().sum()).backward()
     assert torch.isfinite(leaf.grad).all() and (leaf.grad[~valid] == 0).all()
