@@ -59,3 +59,22 @@ def test_when_the_fallback_fails_too_both_errors_are_named(tmp_path, monkeypatch
 
     with pytest.raises(OSError, match=r"could not save to .*model.zip \(.*No space left on device\) nor to the fallback"):
         save_with_fallback(full_disk, str(tmp_path / "model.zip"), log=None)
+
+
+def test_a_trained_model_whose_save_path_fails_is_saved_to_the_printed_fallback(tmp_path):
+    from rl_diffcat.benchmark.runner import train_run
+    from rl_diffcat.serialization import safe_load
+    from stable_baselines3 import PPO
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")  # the folder the model should go to is a file by the time training ends
+    lines = []
+    summary = train_run("CartPole-v1", "ppo", steps=64, eval_freq=64, n_eval_episodes=1, save_path=str(blocker / "model.zip"),
+                        overrides={"n_steps": 64, "batch_size": 32}, log=lines.append)
+    saved = summary["model"]
+    try:
+        assert saved != str(blocker / "model.zip") and os.path.isfile(saved)
+        assert any(line.endswith(f"saved to {saved} instead") for line in lines)
+        assert safe_load(PPO, saved).num_timesteps == summary["env_steps"] >= 64  # the trained model, whole
+    finally:
+        os.remove(saved)

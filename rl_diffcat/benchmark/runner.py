@@ -21,6 +21,7 @@ from rl_diffcat.benchmark.checkpoint import (
     remove_checkpoint,
 )
 from rl_diffcat.benchmark.normalization import make_eval_env, normalize_kwargs, save_stats, stats_path
+from rl_diffcat.output_paths import save_with_fallback
 
 
 def default_eval_freq(steps: int, n_points: int = 20) -> int:
@@ -238,8 +239,9 @@ def train_run(
     if save_path is not None:
         if not os.path.splitext(save_path)[1]:
             save_path += ".zip"  # what SB3's save writes: the summary names the real file
-        os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
-        model.save(save_path)
+        # train checks the path before training; if saving fails anyway (a full disk, a folder
+        # removed meanwhile), the model goes to a temporary path that is printed, not lost
+        save_path = save_with_fallback(model.save, save_path, log=log)
         summary["model"] = save_path
         stats = save_stats(model, stats_path(save_path))
         if stats is not None:
