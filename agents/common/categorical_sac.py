@@ -1,13 +1,16 @@
-"""What both categorical SAC agents share: hyperparameter checks, temperature tuning, the twin-critic
-TD update, target-network averaging, logging, saving and the optional compiled update. Each agent
-only writes its two losses (``critic_loss`` and ``actor_loss``)."""
+"""The categorical SAC algorithm both agents derive from, shaped like SB3's ``SAC``: setup, the
+gradient step on one screen (:meth:`CategoricalSAC._gradient_step`), ``train`` with the target
+update, temperature tuning, and what is saved. Each agent only writes its two losses
+(``critic_loss`` and ``actor_loss``). Mixed in: :class:`ActionMasksMixin` (action masks in
+rollouts) and :class:`CompiledUpdateMixin` (``compile_update`` and ``cuda_graph`` around the step);
+hyperparameters are checked by :func:`check_sac_hyperparameters`."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections import defaultdict
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import torch as th
@@ -20,8 +23,8 @@ from torch.nn import functional as F
 
 from rl_diffcat.agents.common.action_masks import ActionMasksMixin, log_valid_counts
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
+from rl_diffcat.agents.common.compiled import CompiledUpdateMixin
 from rl_diffcat.agents.common.hyperparameters import check_sac_hyperparameters, parse_ent_coef
-from rl_diffcat.agents.common.cuda_graph import GraphedStep, graph_supported, make_capturable, release_capturable, set_learning_rate
 from rl_diffcat.agents.common.nonfinite import check_first_observation, check_logged_means, check_transition
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
 from rl_diffcat.distributions import indices_to_one_hot
@@ -43,7 +46,7 @@ def polyak_update(params: List[th.Tensor], target_params: List[th.Tensor], tau: 
         th._foreach_add_(target_params, params, alpha=tau)
 
 
-class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, OffPolicyAlgorithm):
+class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, CompiledUpdateMixin, OffPolicyAlgorithm):
     """Soft actor-critic for factored categorical action spaces (base class, not used directly).
 
     The temperature ``alpha`` (``ent_coef``) is tuned toward a target entropy given as a fraction of
@@ -227,8 +230,7 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, OffPolicyAlgorithm):
             self.log_ent_coef = None
             self.ent_coef_optimizer = None
             self.ent_coef_tensor = th.tensor(init, device=self.device)
-        self._setup_loss_functions()
-        self._setup_cuda_graph()
+        self._setup_compiled_update()
 
     def _check_policy_family(self) -> None:
         """Refuse a policy of the other agent: the two critics score different things (Q(s, a) of a
@@ -247,44 +249,6 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, OffPolicyAlgorithm):
         """The actor's, the critics' and (when tuned) the temperature's optimizer."""
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         return optimizers + ([self.ent_coef_optimizer] if self.ent_coef_optimizer is not None else [])
-
-    def _setup_cuda_graph(self) -> None:
-        """With ``cuda_graph``: capturable optimizers and the graphed step (captured on first use)."""
-        self._graphed_step: Optional[GraphedStep] = None
-        if not self.cuda_graph:
-            for optimizer in self.optimizers:
-                release_capturable(optimizer)
-            return
-        reason = graph_supported(self.device)
-        if reason is not None:
-            raise ValueError(f"{reason}; pass cuda_graph=False (also to load() a graphed model on such a device)")
-        for optimizer in self.optimizers:
-            make_capturable(optimizer, self.device)
-        self._graphed_step = GraphedStep(self._gradient_step)
-
-    def set_parameters(self, *args: Any, **kwargs: Any) -> None:
-        """SB3's ``set_parameters``; then the optimizers are made (non-)capturable again for this
-        model's ``cuda_graph``, and captured graphs, which hold the replaced tensors, are dropped."""
-        super().set_parameters(*args, **kwargs)
-        self._setup_cuda_graph()
-
-    def _update_learning_rate(self, optimizers: Union[List[th.optim.Optimizer], th.optim.Optimizer]) -> None:
-        """SB3's learning-rate update, writing into the tensor learning rates of graphed optimizers."""
-        learning_rate = self.lr_schedule(self._current_progress_remaining)
-        self.logger.record("train/learning_rate", learning_rate)
-        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
-            set_learning_rate(optimizer, learning_rate)
-
-    def _setup_loss_functions(self) -> None:
-        """The loss functions ``_train_step`` calls: the agent's own methods, or their
-        ``torch.compile``d versions with ``compile_update`` (rebuilt on load, never saved)."""
-        self._critic_loss_fn: Callable[..., Tuple[th.Tensor, th.Tensor]] = self.critic_loss
-        self._actor_loss_fn: Callable[..., Tuple[th.Tensor, th.Tensor]] = self.actor_loss
-        if self.compile_update:
-            # Minibatch shapes never change in an RL run: static shapes, one graph per factor size.
-            kwargs = {"dynamic": False, **self.compile_kwargs}
-            self._critic_loss_fn = th.compile(self.critic_loss, **kwargs)
-            self._actor_loss_fn = th.compile(self.actor_loss, **kwargs)
 
     @property
     def current_ent_coef(self) -> th.Tensor:
@@ -354,54 +318,46 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, OffPolicyAlgorithm):
         ``mask`` (bools ``(batch, sum(K_i))``, with action masks) restricts the policy to the valid actions."""
         raise NotImplementedError
 
-    def _train_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor], alpha: th.Tensor) -> Dict[str, th.Tensor]:
-        """One critic step, then one actor step on the updated critics. Returns the logged values
-        (with ``entropy``) as detached scalar tensors, which ``train`` reads back to the host once
-        per call, not once per gradient step."""
+    def _gradient_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor]) -> Dict[str, th.Tensor]:
+        """One gradient step on a minibatch, in SAC's order:
+
+        1. critic: TD loss toward the soft target (the agent's ``critic_loss``), critic step;
+        2. actor: the agent's ``actor_loss`` on the updated critics, actor step;
+        3. temperature: ``alpha`` toward the target entropy (with masks, the same fraction of the
+           entropy of the uniform policy on the valid actions), clipped to ``ent_coef_bounds``.
+
+        The target critics follow in ``train``. No host sync here: ``cuda_graph`` captures this
+        method whole and ``compile_update`` compiles the two losses (:mod:`.compiled`). Returns the
+        logged values as detached scalar tensors, which ``train`` reads back once per call."""
+        alpha = self.current_ent_coef
+        masks = getattr(replay_data, "action_masks", None)
         critic_loss, q_mean = self._critic_loss_fn(replay_data, discounts, alpha)
         self.optimizer_step(self.critic.optimizer, critic_loss)
-        # Under CUDA graphs (compile mode "reduce-overhead") the next graph replay recycles the
-        # outputs of this one: keep copies of what is logged, before the actor's graph runs.
-        logs = self._keep(critic_loss=critic_loss.detach(), q_mean=q_mean)
-        actor_loss, entropy = self._actor_loss_fn(replay_data.observations, alpha, getattr(replay_data, "action_masks", None))
+        logs = self._keep(critic_loss=critic_loss.detach(), q_mean=q_mean)  # before the actor's loss runs
+        actor_loss, entropy = self._actor_loss_fn(replay_data.observations, alpha, masks)
         self.optimizer_step(self.actor.optimizer, actor_loss)
         logs.update(self._keep(actor_loss=actor_loss.detach(), entropy=entropy))
-        return logs
-
-    def _keep(self, **values: th.Tensor) -> Dict[str, th.Tensor]:
-        """``values``, cloned when they may be outputs of a compiled (possibly CUDA-graphed) update."""
-        return {key: value.clone() for key, value in values.items()} if self.compile_update else values
-
-    def _gradient_step(self, replay_data: ReplayBufferSamples, discounts: Union[float, th.Tensor]) -> Dict[str, th.Tensor]:
-        """Critic, actor and temperature steps on one minibatch, with no host sync: the function
-        that ``cuda_graph`` captures. Returns the logged values, ``ent_coef`` included."""
-        alpha = self.current_ent_coef
-        logs = self._train_step(replay_data, discounts, alpha)
-        masks = getattr(replay_data, "action_masks", None)
         if masks is None:
             self.ent_coef_update(logs["entropy"])
-        else:
-            # The entropy a masked policy can reach is that of the uniform policy on the valid
-            # actions: aim at the same fraction of it, or alpha climbs to its bound chasing the rest.
-            target = self.target_entropy_scale * log_valid_counts(masks, self.action_dims).mean()
-            self.ent_coef_update(logs["entropy"], target)
-            logs["target_entropy"] = target
+        else:  # aiming at the entropy of all actions, alpha would climb to its bound chasing the rest
+            logs["target_entropy"] = self.target_entropy_scale * log_valid_counts(masks, self.action_dims).mean()
+            self.ent_coef_update(logs["entropy"], logs["target_entropy"])
         logs["ent_coef"] = alpha
         return logs
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """``gradient_steps`` steps, each on a new minibatch, with the target critics' Polyak update
+        every ``target_update_interval`` steps, counted over the whole run (SB3's SAC counts within
+        each call: with ``gradient_steps=1`` it updated the targets on every step, whatever the interval)."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.optimizers)
-        step = self._graphed_step if self._graphed_step is not None else self._gradient_step
+        step = self.step_function  # _gradient_step, or its CUDA graph
         logs: Dict[str, List[th.Tensor]] = defaultdict(list)
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            step_logs = step(replay_data, discounts)
-            for key, value in step_logs.items():
+            for key, value in step(replay_data, discounts).items():
                 logs[key].append(value)
-            # counted over the whole run (SB3's SAC counts within each call: with gradient_steps=1 that
-            # updated the targets on every step, whatever the interval)
             if (self._n_updates + gradient_step) % self.target_update_interval == 0:
                 polyak_update(self.critic_params, self.critic_target_params, self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
@@ -452,7 +408,7 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, OffPolicyAlgorithm):
         # The network views (actor, critic, parameter lists) and compiled functions are rebuilt by
         # _setup_model on load; the weights travel in the policy's state dict.
         views = ["actor", "critic", "critic_target", "policy_params", "critic_params", "critic_target_params"]
-        rebuilt = ["batch_norm_stats", "batch_norm_stats_target", "_critic_loss_fn", "_actor_loss_fn", "_graphed_step"]
+        rebuilt = ["batch_norm_stats", "batch_norm_stats_target", *self.compiled_attributes]
         return super()._excluded_save_params() + views + rebuilt
 
     def _get_torch_save_params(self) -> Tuple[List[str], List[str]]:
