@@ -2,7 +2,8 @@
 gradient step on one screen (:meth:`CategoricalSAC._gradient_step`), ``train`` with the target
 update, temperature tuning, and what is saved. Each agent only writes its two losses
 (``critic_loss`` and ``actor_loss``). Mixed in: :class:`ActionMasksMixin` (action masks in
-rollouts) and :class:`CompiledUpdateMixin` (``compile_update`` and ``cuda_graph`` around the step);
+rollouts), :class:`CompiledUpdateMixin` (``compile_update`` and ``cuda_graph`` around the step)
+and :class:`TemperatureMixin` (``alpha``);
 hyperparameters are checked by :func:`check_sac_hyperparameters`."""
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from torch.nn import functional as F
 from rl_diffcat.agents.common.action_masks import ActionMasksMixin, log_valid_counts
 from rl_diffcat.agents.common.action_spaces import FACTORED_SPACES, action_dims, check_action_space
 from rl_diffcat.agents.common.compiled import CompiledUpdateMixin
-from rl_diffcat.agents.common.hyperparameters import check_sac_hyperparameters, parse_ent_coef
+from rl_diffcat.agents.common.hyperparameters import check_sac_hyperparameters
 from rl_diffcat.agents.common.nonfinite import check_first_observation, check_logged_means, check_transition
 from rl_diffcat.agents.common.policies import CategoricalActor, CategoricalSACPolicy, TwinCritic
+from rl_diffcat.agents.common.temperature import TemperatureMixin
 from rl_diffcat.distributions import indices_to_one_hot
 from rl_diffcat.serialization import SafeLoadMixin
 
@@ -46,7 +48,7 @@ def polyak_update(params: List[th.Tensor], target_params: List[th.Tensor], tau: 
         th._foreach_add_(target_params, params, alpha=tau)
 
 
-class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, CompiledUpdateMixin, OffPolicyAlgorithm):
+class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, CompiledUpdateMixin, TemperatureMixin, OffPolicyAlgorithm):
     """Soft actor-critic for factored categorical action spaces (base class, not used directly).
 
     The temperature ``alpha`` (``ent_coef``) is tuned toward a target entropy given as a fraction of
@@ -152,30 +154,12 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, CompiledUpdateMixin, OffPo
             compile_update=compile_update, compile_kwargs=compile_kwargs, cuda_graph=cuda_graph, use_action_masks=use_action_masks,
         )  # fails before the env and networks are built
         super().__init__(
-            policy,
-            env,
-            checked["learning_rate"],
-            buffer_size,
-            learning_starts,
-            batch_size,
-            checked["tau"],
-            checked["gamma"],
-            checked["train_freq"],
-            gradient_steps,
-            action_noise=None,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            sde_support=False,
+            policy, env, checked["learning_rate"], buffer_size, learning_starts, batch_size, checked["tau"], checked["gamma"],
+            checked["train_freq"], gradient_steps, action_noise=None, replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs, optimize_memory_usage=optimize_memory_usage, n_steps=n_steps,
+            policy_kwargs=policy_kwargs, stats_window_size=stats_window_size, tensorboard_log=tensorboard_log,
+            verbose=verbose, device=device, seed=seed, sde_support=False, support_multi_env=True,
             supported_action_spaces=None,  # checked in _setup_model with a helpful ValueError
-            support_multi_env=True,
         )
         self.ent_coef = ent_coef
         self.target_entropy_scale = checked["target_entropy_scale"]
@@ -220,16 +204,7 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, CompiledUpdateMixin, OffPo
         self.action_dims = action_dims(self.action_space)
         self.max_entropy = float(sum(math.log(k) for k in self.action_dims))
         self.target_entropy = self.target_entropy_scale * self.max_entropy
-        tuned, init = parse_ent_coef(self.ent_coef)
-        if tuned:
-            low, high = self.ent_coef_bounds
-            log_init = math.log(min(max(init, low), high))
-            self.log_ent_coef = th.tensor([log_init], device=self.device).requires_grad_(True)
-            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
-        else:
-            self.log_ent_coef = None
-            self.ent_coef_optimizer = None
-            self.ent_coef_tensor = th.tensor(init, device=self.device)
+        self._setup_temperature()
         self._setup_compiled_update()
 
     def _check_policy_family(self) -> None:
@@ -249,13 +224,6 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, CompiledUpdateMixin, OffPo
         """The actor's, the critics' and (when tuned) the temperature's optimizer."""
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         return optimizers + ([self.ent_coef_optimizer] if self.ent_coef_optimizer is not None else [])
-
-    @property
-    def current_ent_coef(self) -> th.Tensor:
-        """The temperature ``alpha`` as a detached scalar tensor."""
-        if self.log_ent_coef is None:
-            return self.ent_coef_tensor
-        return self.log_ent_coef.detach().exp().squeeze()
 
     # -- shared pieces of the update ----------------------------------------------------------
     def buffer_one_hot(self, actions: th.Tensor) -> th.Tensor:
@@ -283,23 +251,6 @@ class CategoricalSAC(SafeLoadMixin, ActionMasksMixin, CompiledUpdateMixin, OffPo
     def td_loss(current_q: Tuple[th.Tensor, ...], target_q: th.Tensor) -> th.Tensor:
         """Loss of every critic toward ``target_q``: ``L = 1/2 sum_i MSE(Q_i, y)``."""
         return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-
-    def ent_coef_update(self, entropy: th.Tensor, target: Union[float, th.Tensor, None] = None) -> None:
-        """Move ``alpha`` toward the target entropy, then clip it to ``ent_coef_bounds``.
-
-            L(log alpha) = log alpha * (H(pi) - H_target)
-        i.e. ``alpha`` grows while the policy is less random than the target and shrinks otherwise.
-        """
-        if self.log_ent_coef is None or self.ent_coef_optimizer is None:
-            return
-        # The loss is linear in log alpha: its gradient is H(pi) - H_target, set directly rather
-        # than through a backward pass (the same value, a few kernel launches fewer per step).
-        target = self.target_entropy if target is None else target
-        self.log_ent_coef.grad = (entropy.detach() - target).reshape(self.log_ent_coef.shape)
-        self.ent_coef_optimizer.step()
-        low, high = self.ent_coef_bounds
-        with th.no_grad():
-            self.log_ent_coef.clamp_(math.log(low), math.log(high))
 
     # -- the losses each agent writes -----------------------------------------------------------
     def critic_loss(

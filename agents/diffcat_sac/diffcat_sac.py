@@ -21,8 +21,8 @@ NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16}
 def has_fast_bfloat16(device: th.device) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware (AMX tiles on CPU, bf16 CUDA GPUs).
 
-    Without it bfloat16 products are emulated: measured 2.3x *slower* than float32 on an AVX-512 CPU
-    without AMX (BENCHMARKS.md, "Speed of the HalfCheetah update").
+    Without it bfloat16 products are emulated, slower than float32 (BENCHMARKS.md, "Speed of the
+    HalfCheetah update").
     """
     if device.type == "cuda":
         return th.cuda.is_bf16_supported()
@@ -82,16 +82,15 @@ class DiffCatSAC(CategoricalSAC):
 
     The actor's ``dQ/da~`` is, by default (``q_gradient="neighbours"``), the critic's values at the
     ``sum(K_i)`` actions one factor away from the sampled action, not the network's derivative at the
-    one-hot input: the critic is never trained off the one-hot vertices, and on CartPole that
-    derivative had the wrong sign in about a third of the states (see the README).
+    one-hot input: the critic is never trained off the one-hot vertices, so that derivative can point
+    the wrong way (the README shows how often).
 
     The actor's Q term is divided by the batch mean of ``|Q|`` by default (``normalize_q``): the
     loss is then ``E_s[-alpha H - Q(s, a~) / mean|Q|]``, i.e. the plain SAC loss with the temperature
-    ``alpha * mean|Q|``. Without it, on CartPole the pathwise gradient grows with the Q scale, the
-    entropy falls under its target, ``alpha`` rises, which raises the soft Q scale further, until
-    ``alpha`` sits at its bound and the policy degrades. Normalized, ``alpha`` no longer grows with the
-    Q scale (on CartPole it falls while the entropy stays above its target) and the same bounds fit
-    any reward scale.
+    ``alpha * mean|Q|``. Without it the pathwise gradient grows with the Q scale, the entropy falls
+    under its target, ``alpha`` rises, which raises the soft Q scale further, until ``alpha`` sits at
+    its bound and the policy degrades (the README shows it on CartPole). Normalized, ``alpha`` no
+    longer grows with the Q scale and the same bounds fit any reward scale.
 
     :param policy: ``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy`` or a policy class.
     :param env: environment or its registered id.
