@@ -8,9 +8,10 @@ against the same critic class at an earlier git revision.
 
 "plain" builds ``sum_i K_i`` one-hot rows per state (column ``j`` switched on in its factor, so
 the sampled action itself recurs once per factor, as a loop over the columns gives) and runs the
-whole critic on each, the first layer included. ``--against REV`` imports ``agents/common/policies.py``
-as it was at ``REV`` (a revision before #37 moved ``OneHotCritic`` to ``agents/diffcat_sac/``) (from git, or from a file of that path where git is missing) and times its
-``neighbour_values`` too. Every version gets the same
+whole critic on each, the first layer included. ``--against REV`` imports the neighbour-value code
+as it was at ``REV`` (from git, or from a file of that path where git is missing) and times its
+``neighbour_values`` too: ``agents/diffcat_sac/neighbours.py`` (run on today's critic class), or,
+at revisions before #37 moved it there, ``agents/common/policies.py`` with its own ``OneHotCritic``. Every version gets the same
 weights and inputs; the largest difference from the current values is printed beside the times,
 so a faster row that computes something else shows. Each row is the median of ``--repeats``
 calls, timed in alternation with ``time.process_time`` (CPU time of this process, all its torch
@@ -40,13 +41,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def critic_module_at(revision: str):
-    """``agents/common/policies.py`` as it was at ``revision`` (or the file at that path), imported
-    as a separate module."""
+    """The neighbour-value code at ``revision`` (or in the file at that path), imported as a separate
+    module: ``agents/diffcat_sac/neighbours.py``, or ``agents/common/policies.py`` before #37."""
     if os.path.isfile(revision):
         with open(revision) as f:
             source = f.read()
     else:
-        shown = subprocess.run(["git", "-C", REPO, "show", f"{revision}:agents/common/policies.py"], capture_output=True, text=True)
+        for path in ("agents/diffcat_sac/neighbours.py", "agents/common/policies.py"):
+            shown = subprocess.run(["git", "-C", REPO, "show", f"{revision}:{path}"], capture_output=True, text=True)
+            if shown.returncode == 0:
+                break
         if shown.returncode != 0:
             raise SystemExit(f"--against {revision}: no such file, and git could not show it: {shown.stderr.strip()}")
         source = shown.stdout
@@ -58,6 +62,24 @@ def critic_module_at(revision: str):
     sys.modules[spec.name] = module  # torch.compile re-imports a traced function's module by name
     spec.loader.exec_module(module)
     return module
+
+
+def critic_class_at(module) -> type:
+    """The critic class of a module from :func:`critic_module_at`: its own ``OneHotCritic`` (before
+    #37), else today's with that module's tables and ``neighbour_values``."""
+    if hasattr(module, "OneHotCritic"):
+        return module.OneHotCritic
+
+    class CriticAtRevision(policies.OneHotCritic):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            for name, table in module.neighbour_tables(self.action_dims, self.max_pair_table_rows).items():
+                self.register_buffer(name, table, persistent=False)
+
+        def neighbour_values(self, obs, one_hot_actions, matmul_dtype=None):
+            return module.neighbour_values(self, obs, one_hot_actions, matmul_dtype)
+
+    return CriticAtRevision
 
 
 def plain_neighbour_values(critic: policies.OneHotCritic, obs: th.Tensor, one_hot: th.Tensor) -> Tuple[th.Tensor, ...]:
@@ -102,7 +124,7 @@ def measure(
     action_space = spaces.MultiDiscrete(nvec)
 
     def critic_from(module) -> policies.OneHotCritic:
-        return module.OneHotCritic(obs_space, action_space, [hidden, hidden], FlattenExtractor(obs_space), 17)
+        return critic_class_at(module)(obs_space, action_space, [hidden, hidden], FlattenExtractor(obs_space), 17)
 
     th.manual_seed(seed)
     current = critic_from(policies).to(device)

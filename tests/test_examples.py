@@ -360,8 +360,8 @@ def test_neighbour_values_speed_times_versions_that_agree(tmp_path, capsys):
         table = pd.read_csv(tmp_path / "t.csv")
         assert len(table) == 3 and (table["max abs difference"] < 1e-5).all()
     # or from a copy of the file (how the device machine, which has no git history, runs it)
-    copy = tmp_path / "old_policies.py"
-    copy.write_text((EXAMPLES.parent / "agents" / "common" / "policies.py").read_text())
+    copy = tmp_path / "old_neighbours.py"
+    copy.write_text((EXAMPLES.parent / "agents" / "diffcat_sac" / "neighbours.py").read_text())
     script.main(["--nvec", "2,3", "--batch", "4", "--hidden", "8", "--repeats", "1", "--against", str(copy), "--out", str(tmp_path / "f.csv")])
     table = pd.read_csv(tmp_path / "f.csv")
     assert list(table["version"]) == ["current", "plain", f"at {copy}"] and (table["max abs difference"] < 1e-5).all()
