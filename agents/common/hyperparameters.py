@@ -7,7 +7,6 @@ message naming the argument, not deep in ``learn``; it returns the values in the
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, Optional, Tuple, Union
 
 from stable_baselines3.common.type_aliases import Schedule
