@@ -10,25 +10,12 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 
 from rl_diffcat.agents.common.categorical_sac import CategoricalSAC
+from rl_diffcat.agents.diffcat_sac.neighbours import NEIGHBOUR_DTYPES, resolve_neighbour_dtype
 from rl_diffcat.agents.diffcat_sac.policies import CnnPolicy, DiffCatSACPolicy, MlpPolicy, MultiInputPolicy
 from rl_diffcat.samplers import make_sampler
 from rl_diffcat.validation import check_bool
 
 Q_GRADIENTS = ("neighbours", "autograd")
-NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16}
-
-
-def has_fast_bfloat16(device: th.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices in hardware (AMX tiles on CPU, bf16 CUDA GPUs).
-
-    Without it bfloat16 products are emulated, slower than float32 (BENCHMARKS.md, "Speed of the
-    HalfCheetah update").
-    """
-    if device.type == "cuda":
-        return th.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(getattr(th.cpu, "_is_amx_tile_supported", lambda: False)())
-    return False
 
 
 def check_diffcat_sac_hyperparameters(
@@ -57,14 +44,6 @@ def _checked_neighbour_dtype(neighbour_dtype: str) -> str:
     if neighbour_dtype not in (*NEIGHBOUR_DTYPES, "auto"):
         raise ValueError(f"neighbour_dtype must be one of {[*NEIGHBOUR_DTYPES, 'auto']}, got {neighbour_dtype!r}")
     return neighbour_dtype
-
-
-def resolve_neighbour_dtype(neighbour_dtype: str, device: th.device) -> str:
-    """``"auto"`` becomes ``"bfloat16"`` where ``device`` has fast bfloat16, else ``"float32"``."""
-    if neighbour_dtype != "auto":
-        return neighbour_dtype
-    return "bfloat16" if has_fast_bfloat16(th.device(device)) else "float32"
-
 
 
 class DiffCatSAC(CategoricalSAC):
@@ -110,7 +89,7 @@ class DiffCatSAC(CategoricalSAC):
         the bulk of an update on large factored spaces (``a`` and its 60 neighbours per state on
         HalfCheetah).
         ``"float32"`` (default), ``"bfloat16"``, or ``"auto"`` (bfloat16 only where the device
-        multiplies it in hardware, see :func:`has_fast_bfloat16`; the choice is made per machine,
+        multiplies it in hardware, see :func:`~rl_diffcat.agents.diffcat_sac.neighbours.has_fast_bfloat16`; the choice is made per machine,
         so a model saved with ``"auto"`` picks again where it is loaded). bfloat16: products on each
         neighbour's difference from the sampled action, so the rounding scales with that difference, not with Q. Faster where
         bfloat16 has hardware support (AMX CPUs, tensor-core GPUs), slower elsewhere; the README

@@ -17,7 +17,8 @@ critic once. :func:`neighbour_values` computes the same values faster, by the pa
 * **gather**: as the pair table, with the two weight columns gathered per state (factors with
   categories in the hundreds);
 * **bfloat16** (``matmul_dtype``): the hidden matrix products of any path run on each neighbour's
-  difference from ``a`` (:func:`difference_forward`).
+  difference from ``a`` (:func:`difference_forward`); DiffCatSAC's ``neighbour_dtype="auto"`` picks
+  it where the device has it in hardware (:func:`resolve_neighbour_dtype`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from torch.nn import functional as F
 
 if TYPE_CHECKING:
     from rl_diffcat.agents.diffcat_sac.policies import OneHotCritic
+
+#: ``neighbour_dtype`` names and the ``matmul_dtype`` of :func:`neighbour_values` they select
+NEIGHBOUR_DTYPES = {"float32": None, "bfloat16": th.bfloat16}
 
 
 def neighbour_values_reference(critic: "OneHotCritic", obs: PyTorchObs, one_hot_actions: th.Tensor) -> Tuple[th.Tensor, ...]:
@@ -175,3 +179,23 @@ def difference_forward(layers: nn.Sequential, base: th.Tensor, rows: th.Tensor, 
         else:
             base, rows = module(base), module(rows)
     return rows, base
+
+
+def has_fast_bfloat16(device: th.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware (AMX tiles on CPU, bf16 CUDA GPUs).
+
+    Without it bfloat16 products are emulated, slower than float32 (BENCHMARKS.md, "Speed of the
+    HalfCheetah update").
+    """
+    if device.type == "cuda":
+        return th.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(getattr(th.cpu, "_is_amx_tile_supported", lambda: False)())
+    return False
+
+
+def resolve_neighbour_dtype(neighbour_dtype: str, device: th.device) -> str:
+    """``"auto"`` becomes ``"bfloat16"`` where ``device`` has fast bfloat16, else ``"float32"``."""
+    if neighbour_dtype != "auto":
+        return neighbour_dtype
+    return "bfloat16" if has_fast_bfloat16(th.device(device)) else "float32"
