@@ -67,6 +67,7 @@ def save_with_fallback(save: Callable[[str], None], path: str, log: Optional[Cal
         try:
             save(fallback)
         except OSError as second:
+            os.remove(fallback)
             raise OSError(f"could not save to {path} ({error}) nor to the fallback {fallback} ({second})") from error
         if log is not None:
             log(f"could not save to {path} ({error.strerror or error}); saved to {fallback} instead")

@@ -1,6 +1,8 @@
 """No work lost to a path: outputs are checked before training, and a failed save falls back."""
 
+import glob
 import os
+import tempfile
 
 import pytest
 
@@ -57,8 +59,10 @@ def test_when_the_fallback_fails_too_both_errors_are_named(tmp_path, monkeypatch
     def full_disk(path):
         raise OSError(28, "No space left on device")
 
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rl-diffcat-rescued-*")))
     with pytest.raises(OSError, match=r"could not save to .*model.zip \(.*No space left on device\) nor to the fallback"):
         save_with_fallback(full_disk, str(tmp_path / "model.zip"), log=None)
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "rl-diffcat-rescued-*"))) == before  # no empty file left
 
 
 def test_a_trained_model_whose_save_path_fails_is_saved_to_the_printed_fallback(tmp_path):
