@@ -18,7 +18,6 @@ import argparse
 import glob
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -298,14 +297,10 @@ def _results_folder(path: str) -> str:
         path = parsed.path
     elif parsed.scheme and len(parsed.scheme) > 1:  # not a Windows drive letter
         raise ValueError(f"--results {path}: only local or shared-filesystem folders (or file:// URIs) are supported, not {parsed.scheme}://")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"--results {path} is a file, not a folder")
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
-        raise ValueError(f"--results {path} cannot be written: {error.strerror or error}") from None
+    from rl_diffcat.output_paths import check_writable_folder
+
+    check_writable_folder(path, "--results")
+    os.makedirs(path, exist_ok=True)
     return path
 
 

@@ -474,9 +474,9 @@ def test_a_results_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
     afile.write_text("")
     assert main(["compare", "--algos", "ppo", "--steps", "100", "--results", str(afile)]) == 2
     err = capsys.readouterr().err
-    assert err == f"rl-diffcat compare: error: --results {afile} is a file, not a folder\n"
+    assert err == f"rl-diffcat compare: error: --results {afile}: {afile} is a file, not a folder\n"
     assert main(["compare", "--algos", "ppo", "--steps", "100", "--results", str(afile / "sub")]) == 2
-    assert "cannot be written" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"rl-diffcat compare: error: --results {afile / 'sub'}: {afile} is a file, not a folder\n"
 
 
 def test_without_ray_compare_names_the_extra_to_install(monkeypatch, tmp_path, capsys):
