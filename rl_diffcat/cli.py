@@ -70,14 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rl-diffcat", description="Discrete-action RL with pathwise gradients through ReDGE.")
     parser.add_argument("--version", action="version", version=f"rl-diffcat {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    common = _common_arguments()
+    _add_train(commands, common)
+    _add_compare(commands, common)
+    _add_evaluate(commands)
+    _add_envs(commands)
+    return parser
 
+
+def _common_arguments() -> argparse.ArgumentParser:
+    """The flags ``train`` and ``compare`` share."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
     common.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: steps/20)")
     common.add_argument("--eval-episodes", type=int, default=None, help="deterministic episodes per evaluation (default 10)")
     common.add_argument("--hyperparams", nargs="+", action="extend", metavar="KEY=VALUE", help="override hyperparameters of the yml files")
     common.add_argument("--threads", type=int, default=None, help="torch CPU threads (compare: per run, default --cpus-per-run)")
+    return common
 
+
+def _add_train(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``rl-diffcat train``: one agent on one env."""
     train = commands.add_parser("train", parents=[common], help="train one agent on one env", description=_algo_help())
     train.add_argument("env_id", help="gymnasium env id, e.g. CartPole-v1")
     train.add_argument("--algo", required=True, help=f"one of {', '.join(ALGOS)} (optionally ALGO:SAMPLER)")
@@ -98,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="go on from the checkpoint of an interrupted run of the same configuration, if there is one"
     )
 
+
+def _add_compare(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``rl-diffcat compare``: every (env, algo, seed) as a Ray Tune trial, then the report."""
     compare = commands.add_parser(
         "compare", parents=[common], help="train every (env, algo, seed) as a Ray Tune trial (local Ray, or a cluster with --address) and aggregate", description=_algo_help()
     )
@@ -140,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also plot every (env, algo) in one figure, for envs on one return scale (default: the preset's choice)",
     )
 
+
+def _add_evaluate(commands: Any) -> None:
+    """``rl-diffcat evaluate``: play a saved model."""
     evaluate = commands.add_parser(
         "evaluate",
         help="play a saved model for some episodes and print its returns",
@@ -179,12 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         "pickled VecNormalize statistics (rl-zoo3's vecnormalize.pkl, SB3's VecNormalize.save). Only for files you trust",
     )
 
+
+def _add_envs(commands: Any) -> None:
+    """``rl-diffcat envs``: our registered env ids."""
     envs = commands.add_parser(
         "envs", help="list our registered env ids, their action spaces and the extras they need",
         description="The rl_diffcat/ env ids (importing rl_diffcat.envs registers them with gymnasium).",
     )
     envs.add_argument("--no-spaces", action="store_true", help="do not build each env to show its action space")
-    return parser
 
 
 def _envs(args: argparse.Namespace) -> int:
