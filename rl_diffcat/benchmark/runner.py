@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rl_diffcat.benchmark import checkpoint
 from rl_diffcat.benchmark.algos import algo_label, load_hyperparams, load_model, make_model
@@ -153,9 +153,7 @@ def train_run(
     :param on_evaluation: receives each new row of the learning curve.
     :return: the run summary (also written to ``done_json``).
     """
-    import gymnasium as gym
     from stable_baselines3.common.callbacks import CallbackList
-    from stable_baselines3.common.monitor import Monitor
 
     params = load_hyperparams(algo, env_id, sampler=sampler, overrides=overrides)
     steps = int(steps if steps is not None else params["n_timesteps"])
@@ -190,11 +188,7 @@ def train_run(
             remove_checkpoint(checkpoint_dir)  # a checkpoint of an earlier run: this one starts over
         run_seed = seed
         model = make_model(label, env_id, params, seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=verbose)
-    if normalize is None:
-        eval_env = Monitor(gym.make(env_id))
-        eval_env.reset(seed=run_seed + 10_000)
-    else:  # observations scaled as in training (the callback copies the statistics in), raw returns
-        eval_env = make_eval_env(env_id, normalize, run_seed + 10_000)
+    eval_env = _evaluation_env(env_id, normalize, run_seed + 10_000)
     callback = EvalCurveCallback(
         eval_env, eval_freq, n_eval_episodes, csv_path=eval_csv, run_info={"env": env_id, "algo": label, "seed": seed},
         verbose=verbose, on_row=on_evaluation,
@@ -217,8 +211,39 @@ def train_run(
         tb_log_name=f"{label}_seed{seed}",
         reset_num_timesteps=state is None,
     )
+    summary = _summary(env_id, label, seed, steps, eval_freq, n_eval_episodes, overrides, params, model, callback, resumed_at)
+    if save_path is not None:
+        summary.update(_save_model(model, save_path, log))
+    eval_env.close()
+    model.get_env().close()
+    if done_json is not None:
+        write_json_atomic(done_json, summary)
+    if checkpoint_dir is not None:
+        remove_checkpoint(checkpoint_dir)
+    return summary
+
+
+def _evaluation_env(env_id: str, normalize: Optional[Dict[str, Any]], seed: int) -> Any:
+    """The env evaluations play on: a seeded ``Monitor``-wrapped env, or with ``normalize`` a
+    ``VecNormalize`` one whose observations are scaled as in training (the evaluation callback
+    copies the statistics in) and whose returns stay raw."""
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+
+    if normalize is not None:
+        return make_eval_env(env_id, normalize, seed)
+    eval_env = Monitor(gym.make(env_id))
+    eval_env.reset(seed=seed)
+    return eval_env
+
+
+def _summary(
+    env_id: str, label: str, seed: int, steps: int, eval_freq: int, n_eval_episodes: int, overrides: Optional[Dict[str, Any]],
+    params: Dict[str, Any], model: Any, callback: EvalCurveCallback, resumed_at: List[int],
+) -> Dict[str, Any]:
+    """The run summary ``done.json`` holds: the run, its final evaluation, its clocks and hyperparameters."""
     final = callback.rows[-1]
-    summary = {
+    return {
         "env": env_id,
         "algo": label,
         "seed": seed,
@@ -236,23 +261,23 @@ def train_run(
         "resumed_at": resumed_at,
         "hyperparams": jsonable(params),
     }
-    if save_path is not None:
-        if not os.path.splitext(save_path)[1]:
-            save_path += ".zip"  # what SB3's save writes: the summary names the real file
-        # train checks the path before training; if saving fails anyway (a full disk, a folder
-        # removed meanwhile), the model goes to a temporary path that is printed, not lost
-        save_path = save_with_fallback(model.save, save_path, log=log)
-        summary["model"] = save_path
-        stats = save_stats(model, stats_path(save_path))
-        if stats is not None:
-            summary["vecnormalize"] = stats
-    eval_env.close()
-    model.get_env().close()
-    if done_json is not None:
-        write_json_atomic(done_json, summary)
-    if checkpoint_dir is not None:
-        remove_checkpoint(checkpoint_dir)
-    return summary
+
+
+def _save_model(model: Any, save_path: str, log: Callable[[str], None]) -> Dict[str, str]:
+    """Save the trained model (and its ``VecNormalize`` statistics beside it).
+
+    ``train`` checks the path before training; if saving fails anyway (a full disk, a folder
+    removed meanwhile), the model goes to a temporary path that is printed, not lost.
+
+    :return: the summary's ``model`` (and ``vecnormalize``) entries: where the files went.
+    """
+    if not os.path.splitext(save_path)[1]:
+        save_path += ".zip"  # what SB3's save writes: the summary names the real file
+    saved = {"model": save_with_fallback(model.save, save_path, log=log)}
+    stats = save_stats(model, stats_path(saved["model"]))
+    if stats is not None:
+        saved["vecnormalize"] = stats
+    return saved
 
 
 def jsonable(value: Any) -> Any:
